@@ -1,0 +1,105 @@
+"""Response bodies: size limits on the wire and after decompression, checked while reading.
+
+Every backend reads raw (still encoded) bytes and feeds them here, so the
+limits, gzip/deflate decoding and its errors are the same on every backend.
+Decompression asks zlib for at most the bytes still allowed plus one, so a
+decompression bomb ends as `TooLarge` having used at most ``max_bytes`` of memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from polyfetch.errors import ProtocolError, TooLarge
+
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class Body:
+    """Collects one response body as it arrives; `feed` raises as soon as a limit is crossed."""
+
+    __slots__ = ("_chunks", "_d", "_deflate_probe", "_encoding", "_keep", "_limit",
+                 "size", "wire_size")
+
+    def __init__(self, max_bytes: int, *, content_encoding: str | None = None,
+                 content_length: int | None = None, keep: bool = True) -> None:
+        if content_length is not None and content_length > max_bytes:
+            raise TooLarge(f"Content-Length {content_length} exceeds max_bytes={max_bytes}")
+        self._limit = max_bytes
+        self._keep = keep
+        self._chunks: list[bytes] = []
+        self.size = 0  #: decoded bytes so far
+        self.wire_size = 0  #: bytes received so far
+        encoding = (content_encoding or "").strip().lower()
+        self._encoding = encoding if encoding in ("gzip", "x-gzip", "deflate") else None
+        self._d = self._new_decoder()
+        self._deflate_probe: bytes | None = b"" if self._encoding == "deflate" else None
+
+    def _new_decoder(self) -> zlib._Decompress | None:
+        if self._encoding is None:
+            return None
+        if self._encoding == "deflate":
+            return zlib.decompressobj()
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+
+    def feed(self, data: bytes) -> None:
+        """Take the next bytes from the wire."""
+        if not data:
+            return
+        self.wire_size += len(data)
+        if self.wire_size > self._limit:
+            raise TooLarge(f"body exceeds max_bytes={self._limit} on the wire")
+        if self._d is None:
+            self._emit(data)
+            return
+        try:
+            self._decode(data)
+        except zlib.error as exc:
+            raise ProtocolError(f"invalid {self._encoding} body: {exc}") from None
+
+    def _decode(self, data: bytes) -> None:
+        if self._deflate_probe is not None:
+            # "deflate" is zlib-wrapped by the RFC and raw by many servers: try the first, then fall back.
+            self._deflate_probe += data
+            try:
+                self._inflate(data)
+            except zlib.error:
+                self._d = zlib.decompressobj(-zlib.MAX_WBITS)
+                data, self._deflate_probe = self._deflate_probe, None
+                self._inflate(data)
+            else:
+                if self.size or len(self._deflate_probe) > 64:
+                    self._deflate_probe = None
+            return
+        self._inflate(data)
+
+    def _inflate(self, data: bytes) -> None:
+        d = self._d
+        assert d is not None
+        while data:
+            self._emit(d.decompress(data, self._limit - self.size + 1))
+            data = d.unconsumed_tail
+            if not data and d.eof and d.unused_data:
+                rest = d.unused_data
+                if not rest.startswith(_GZIP_MAGIC) or self._encoding == "deflate":
+                    return  # trailing garbage after the stream: ignored, as browsers do
+                d = self._d = self._new_decoder()  # another gzip member follows
+                assert d is not None
+                data = rest
+
+    def _emit(self, data: bytes) -> None:
+        if not data:
+            return
+        self.size += len(data)
+        if self.size > self._limit:
+            raise TooLarge(f"decoded body exceeds max_bytes={self._limit}")
+        if self._keep:
+            self._chunks.append(data)
+
+    def finish(self) -> bytes | None:
+        """The whole decoded body (None when not kept); raise if the encoded stream was cut short."""
+        if self._d is not None and self.wire_size and not self._d.eof:
+            raise ProtocolError(f"truncated {self._encoding} body")
+        if not self._keep:
+            return None
+        return b"".join(self._chunks)

@@ -1,0 +1,220 @@
+"""`Fetcher` and `AsyncFetcher`: the public face of the core.
+
+``map()`` pulls input lazily and keeps at most ``concurrency`` items between
+"submitted" and "handed back to the caller"; that single window bounds the
+threads, greenlets, tasks and finished-but-unread results of every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from types import TracebackType
+from typing import Any, Literal, TypedDict, Unpack
+
+from polyfetch import backends
+from polyfetch.backends._base import AsyncCapable, Backend
+from polyfetch.errors import BackendError
+from polyfetch.result import Result
+from polyfetch.settings import Settings
+
+BackendName = Literal["threads", "gevent", "asyncio", "greenlet"]
+
+
+class Options(TypedDict, total=False):
+    """Keyword options of `Fetcher` and `AsyncFetcher` (defaults in `polyfetch.Settings`).
+
+    concurrency: requests in flight at once, over all hosts.
+    per_host: requests in flight at once to one host name.
+    timeout: seconds one item may take in all: attempts, backoff and redirects.
+    connect_timeout: seconds to open a connection (TCP and TLS).
+    read_timeout: seconds allowed between two bytes of the response.
+    retries: further attempts after connect errors, timeouts and 429/502/503/504.
+    backoff / max_backoff: base and cap, in seconds, of the exponential backoff.
+    max_redirects: redirects followed before `TooManyRedirects`.
+    max_bytes: body size limit, on the wire and decompressed, before `TooLarge`.
+    headers: extra request headers (they override the defaults).
+    user_agent: the User-Agent header (default names polyfetch and its version).
+    method: "GET" or "HEAD".
+    keep_body: keep bodies in results (False still counts ``size``).
+    verify: verify TLS certificates; ca_bundle: a PEM file to verify against.
+    uvloop: use uvloop for the asyncio backend when it is installed.
+    """
+
+    concurrency: int
+    per_host: int
+    timeout: float
+    connect_timeout: float
+    read_timeout: float
+    retries: int
+    backoff: float
+    max_backoff: float
+    max_redirects: int
+    max_bytes: int
+    headers: dict[str, str] | list[tuple[str, str]]
+    user_agent: str
+    method: str
+    keep_body: bool
+    verify: bool
+    ca_bundle: str | None
+    uvloop: bool
+
+
+class Fetcher:
+    """Fetch many URLs concurrently on one of the backends; use it as a context manager.
+
+    >>> with Fetcher(backend="threads", concurrency=50) as f:   # doctest: +SKIP
+    ...     for result in f.map(urls):
+    ...         print(result.url, result.status, result.error)
+    """
+
+    def __init__(self, backend: BackendName = "threads", **options: Unpack[Options]) -> None:
+        self.settings = Settings.build(**options)  # type: ignore[arg-type]
+        self.backend_name = backend
+        self._backend_cls = backends.load(backend)
+        self._backend: Backend | None = None
+        self._closed = False
+
+    def __enter__(self) -> Fetcher:
+        self._started()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _started(self) -> Backend:
+        if self._closed:
+            raise RuntimeError("this Fetcher is closed")
+        if self._backend is None:
+            backend = self._backend_cls(self.settings)
+            backend.start()
+            self._backend = backend
+        return self._backend
+
+    def map(self, urls: Iterable[object]) -> Iterator[Result]:
+        """Fetch every item of ``urls``, yielding one `Result` per item as each finishes.
+
+        Input is consumed lazily; closing the iterator early cancels what is in flight.
+        """
+        backend = self._started()
+        batch = backend.batch()
+        window = self.settings.concurrency
+        items = iter(urls)
+        pending = index = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and pending < window:
+                    try:
+                        item = next(items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    batch.submit(item, index)
+                    index += 1
+                    pending += 1
+                if not pending:
+                    return
+                result = batch.wait_result()
+                pending -= 1
+                yield result
+        finally:
+            if pending:
+                batch.cancel()
+
+    def fetch(self, url: object) -> Result:
+        """Fetch one URL (with the same retries, redirects and limits as `map`)."""
+        return next(iter(self.map([url])))
+
+    def close(self) -> None:
+        """Cancel what is in flight and release every socket, thread, greenlet and session."""
+        self._closed = True
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()
+
+    def __repr__(self) -> str:
+        return f"<Fetcher backend={self.backend_name!r} concurrency={self.settings.concurrency}>"
+
+
+class AsyncFetcher:
+    """`Fetcher` for code already inside an asyncio event loop (the asyncio backend).
+
+    >>> async with AsyncFetcher(concurrency=100) as f:   # doctest: +SKIP
+    ...     async for result in f.map(urls):
+    ...         ...
+    """
+
+    def __init__(self, **options: Unpack[Options]) -> None:
+        self.settings = Settings.build(**options)  # type: ignore[arg-type]
+        self._backend_cls = backends.load("asyncio")
+        self._backend: Any = None
+        self._closed = False
+
+    async def __aenter__(self) -> AsyncFetcher:
+        await self._started()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        await self.aclose()
+
+    async def _started(self) -> AsyncCapable:
+        if self._closed:
+            raise RuntimeError("this AsyncFetcher is closed")
+        if self._backend is None:
+            backend = self._backend_cls(self.settings)
+            if not isinstance(backend, AsyncCapable):
+                raise BackendError("the asyncio backend cannot run inside a caller's loop")
+            await backend.astart()
+            self._backend = backend
+        return self._backend  # type: ignore[no-any-return]
+
+    async def map(self, urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[Result]:
+        """Fetch every item, yielding results as they finish; input may be sync or async."""
+        backend = await self._started()
+        batch = backend.abatch()
+        window = self.settings.concurrency
+        items = _aiter(urls)
+        pending = index = 0
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and pending < window:
+                    try:
+                        item = await anext(items)
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    batch.submit(item, index)
+                    index += 1
+                    pending += 1
+                if not pending:
+                    return
+                result = await batch.wait_result()
+                pending -= 1
+                yield result
+        finally:
+            if pending:
+                await batch.cancel()
+
+    async def fetch(self, url: object) -> Result:
+        """Fetch one URL."""
+        async for result in self.map([url]):
+            return result
+        raise AssertionError("map() yields one result per item")
+
+    async def aclose(self) -> None:
+        """Cancel what is in flight and close the session."""
+        self._closed = True
+        backend, self._backend = self._backend, None
+        if backend is not None:
+            await backend.aclose()
+
+
+async def _aiter(urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
+    if isinstance(urls, AsyncIterable):
+        async for item in urls:
+            yield item
+    else:
+        for item in urls:
+            yield item

@@ -1,0 +1,3 @@
+"""The package version, kept where importing it costs nothing."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,44 @@
+"""The four backends, by name, imported only when chosen.
+
+Availability is checked with `importlib.util.find_spec`, never by importing:
+importing aiohttp or urllib3 pulls in `ssl` and `socket` before gevent can patch them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+from polyfetch.errors import BackendError
+
+#: backend name -> (module, class, the packages it needs)
+REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "threads": ("polyfetch.backends.threads", "ThreadsBackend", ("urllib3",)),
+    "gevent": ("polyfetch.backends.gevent", "GeventBackend", ("gevent", "urllib3")),
+    "asyncio": ("polyfetch.backends.asyncio", "AsyncioBackend", ("aiohttp",)),
+    "greenlet": ("polyfetch.backends.greenlet", "GreenletBackend", ("greenlet", "h11")),
+}
+NAMES = tuple(REGISTRY)
+
+
+def missing(name: str) -> list[str]:
+    """The packages backend ``name`` needs that are not installed."""
+    return [pkg for pkg in REGISTRY[name][2] if importlib.util.find_spec(pkg) is None]
+
+
+def available() -> list[str]:
+    """The backends whose packages are installed."""
+    return [name for name in NAMES if not missing(name)]
+
+
+def load(name: str) -> type:
+    """The backend class called ``name``; `BackendError` with an install hint if it can't be had."""
+    if name not in REGISTRY:
+        raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
+    lacking = missing(name)
+    if lacking:
+        raise BackendError(
+            f"backend {name!r} needs {', '.join(lacking)}: pip install {' '.join(lacking)}"
+        )
+    module, cls, _ = REGISTRY[name]
+    return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]

@@ -1,0 +1,114 @@
+"""The error taxonomy every backend maps its library's exceptions into.
+
+A failed fetch is a `Result` whose `error` is one of these; they are never
+raised out of `Fetcher.map()`. HTTP 4xx/5xx are not errors: they are results
+with a status. `BackendError` and `ConfigError` are raised, because they mean
+the fetcher itself cannot run as asked.
+"""
+
+from __future__ import annotations
+
+
+class FetchError(Exception):
+    """Base of every per-URL failure; `str(err)` is a readable message."""
+
+    #: Whether a GET that failed this way is worth another attempt.
+    retryable: bool = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def kind(self) -> str:
+        """The class name, as written in output records (e.g. ``"ConnectTimeout"``)."""
+        return type(self).__name__
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.message == self.message  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.message))
+
+
+class InvalidURL(FetchError):
+    """The input is not a usable URL (not a string, no host, bad port, ...)."""
+
+
+class UnsupportedScheme(InvalidURL):
+    """The URL, or a redirect, names a scheme other than http or https."""
+
+
+class DNSError(FetchError):
+    """The host name could not be resolved."""
+
+
+class ConnectError(FetchError):
+    """The TCP connection was refused or could not be made."""
+
+    retryable = True
+
+
+class ConnectTimeout(ConnectError):
+    """The TCP connection (or TLS handshake) took longer than the connect timeout."""
+
+
+class ReadTimeout(FetchError):
+    """No byte arrived within the read timeout (it bounds the gap between bytes)."""
+
+    retryable = True
+
+
+class ReadError(FetchError):
+    """The connection was reset or closed before the response was complete."""
+
+    retryable = True
+
+
+class TotalTimeout(FetchError):
+    """The request, retries and redirects included, outlived its total timeout."""
+
+
+class ProtocolError(FetchError):
+    """The server's reply is not valid HTTP/1.1 (bad status line, headers, framing, encoding)."""
+
+
+class TooLarge(FetchError):
+    """The body, on the wire or decompressed, is larger than ``max_bytes``."""
+
+
+class TooManyRedirects(FetchError):
+    """More redirects than ``max_redirects``, or a redirect loop."""
+
+
+class TLSError(FetchError):
+    """The TLS handshake failed, e.g. the certificate could not be verified."""
+
+
+class BackendError(RuntimeError):
+    """A backend cannot start as configured (missing package, gevent not patched, ...)."""
+
+
+class ConfigError(ValueError):
+    """An option given to the fetcher is out of range or of the wrong kind."""
+
+
+#: Every per-URL error class, by name, for parsing records back.
+TAXONOMY: dict[str, type[FetchError]] = {
+    cls.__name__: cls
+    for cls in (
+        FetchError,
+        InvalidURL,
+        UnsupportedScheme,
+        DNSError,
+        ConnectError,
+        ConnectTimeout,
+        ReadTimeout,
+        ReadError,
+        TotalTimeout,
+        ProtocolError,
+        TooLarge,
+        TooManyRedirects,
+        TLSError,
+    )
+}

@@ -1,0 +1,83 @@
+"""`Settings`: every option of a fetcher, validated once, shared by all backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from polyfetch._version import __version__
+from polyfetch.errors import ConfigError
+
+DEFAULT_USER_AGENT = f"polyfetch/{__version__} (+https://pypi.org/project/polyfetch/)"
+#: Statuses worth another GET: rate limited, or a gateway/upstream that may recover.
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+#: Methods that are safe to retry and redirect as they are.
+METHODS = ("GET", "HEAD")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Options shared by every backend; see `polyfetch.Fetcher` for their meaning."""
+
+    concurrency: int = 100
+    per_host: int = 16
+    timeout: float = 30.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 15.0
+    retries: int = 2
+    backoff: float = 0.5
+    max_backoff: float = 30.0
+    max_redirects: int = 10
+    max_bytes: int = 10 * 2**20
+    headers: tuple[tuple[str, str], ...] = ()
+    user_agent: str = DEFAULT_USER_AGENT
+    method: str = "GET"
+    keep_body: bool = True
+    verify: bool = True
+    ca_bundle: str | None = None
+    uvloop: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("concurrency", "per_host"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+        for name in ("retries", "max_redirects", "max_bytes"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        for name in ("timeout", "connect_timeout", "read_timeout"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
+        for name in ("backoff", "max_backoff"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or value < 0:
+                raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.method not in METHODS:
+            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        for name, value in self.headers:
+            if not name or any(c in name for c in ":\r\n\0 ") or any(c in value for c in "\r\n\0"):
+                raise ConfigError(f"invalid header {name!r}: {value!r}")
+
+    @classmethod
+    def build(cls, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
+              **options: Any) -> Settings:
+        """Build from keyword options, accepting headers as a mapping or pairs."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        pairs = tuple((str(k), str(v)) for k, v in
+                      (headers.items() if isinstance(headers, Mapping) else headers or ()))
+        return cls(headers=pairs, **options)
+
+    def request_headers(self) -> tuple[tuple[str, str], ...]:
+        """The headers every request sends: defaults, then the user's, which win."""
+        merged = {
+            "user-agent": ("User-Agent", self.user_agent),
+            "accept": ("Accept", "*/*"),
+            "accept-encoding": ("Accept-Encoding", "gzip, deflate"),
+        }
+        for name, value in self.headers:
+            merged[name.lower()] = (name, value)
+        return tuple(merged.values())
