@@ -18,11 +18,25 @@ _GZIP_MAGIC = b"\x1f\x8b"
 class Body:
     """Collects one response body as it arrives; `feed` raises as soon as a limit is crossed."""
 
-    __slots__ = ("_chunks", "_d", "_deflate_probe", "_encoding", "_keep", "_limit",
-                 "size", "wire_size")
+    __slots__ = (
+        "_chunks",
+        "_d",
+        "_deflate_probe",
+        "_encoding",
+        "_keep",
+        "_limit",
+        "size",
+        "wire_size",
+    )
 
-    def __init__(self, max_bytes: int, *, content_encoding: str | None = None,
-                 content_length: int | None = None, keep: bool = True) -> None:
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        content_encoding: str | None = None,
+        content_length: int | None = None,
+        keep: bool = True,
+    ) -> None:
         if content_length is not None and content_length > max_bytes:
             raise TooLarge(f"Content-Length {content_length} exceeds max_bytes={max_bytes}")
         self._limit = max_bytes
@@ -59,7 +73,7 @@ class Body:
 
     def _decode(self, data: bytes) -> None:
         if self._deflate_probe is not None:
-            # "deflate" is zlib-wrapped by the RFC and raw by many servers: try the first, then fall back.
+            # "deflate" is zlib-wrapped by the RFC and raw by many servers: try zlib first.
             self._deflate_probe += data
             try:
                 self._inflate(data)
@@ -97,7 +111,7 @@ class Body:
             self._chunks.append(data)
 
     def finish(self) -> bytes | None:
-        """The whole decoded body (None when not kept); raise if the encoded stream was cut short."""
+        """The decoded body (None when not kept); raise if the encoded stream was cut short."""
         if self._d is not None and self.wire_size and not self._d.eof:
             raise ProtocolError(f"truncated {self._encoding} body")
         if not self._keep:

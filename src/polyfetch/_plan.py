@@ -101,6 +101,11 @@ class Plan:
             return self._retry(now, retry_after(outcome.headers.get("retry-after"), now_wall()))
         return self._done(now)
 
+    def failed(self, error: FetchError, now: float) -> Result:
+        """The record for an item whose backend failed unexpectedly: never lose an item."""
+        self._last = error
+        return self._done(now).result
+
     def _start(self, now: float) -> Action:
         try:
             self._target = _url.parse(self.item)

@@ -60,15 +60,18 @@ class Settings:
                 raise ConfigError(f"invalid header {name!r}: {value!r}")
 
     @classmethod
-    def build(cls, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
-              **options: Any) -> Settings:
+    def build(
+        cls, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, **options: Any
+    ) -> Settings:
         """Build from keyword options, accepting headers as a mapping or pairs."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
-        pairs = tuple((str(k), str(v)) for k, v in
-                      (headers.items() if isinstance(headers, Mapping) else headers or ()))
+        pairs = tuple(
+            (str(k), str(v))
+            for k, v in (headers.items() if isinstance(headers, Mapping) else headers or ())
+        )
         return cls(headers=pairs, **options)
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:

@@ -108,15 +108,22 @@ def drive(
     sleep: Callable[[float], None],
     clock: Callable[[], float] = time.monotonic,
 ) -> Result:
-    """Run a plan to its end with blocking-style primitives (threads, gevent, greenlet hub)."""
-    action = plan.advance(None, clock())
-    while not isinstance(action, Done):
-        if isinstance(action, Wait):
-            sleep(action.seconds)
-            action = plan.advance(None, clock())
-        else:
-            action = plan.advance(perform(action), clock())
-    return action.result
+    """Run a plan to its end with blocking-style primitives (threads, gevent, greenlet hub).
+
+    A bug anywhere below still yields the item's one `Result` (with the error);
+    only cancellation (a BaseException) ends it without one.
+    """
+    try:
+        action = plan.advance(None, clock())
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                sleep(action.seconds)
+                action = plan.advance(None, clock())
+            else:
+                action = plan.advance(perform(action), clock())
+        return action.result
+    except Exception as exc:
+        return plan.failed(unexpected(exc), clock())
 
 
 async def drive_async(
@@ -126,14 +133,17 @@ async def drive_async(
     clock: Callable[[], float] = time.monotonic,
 ) -> Result:
     """`drive` for asyncio."""
-    action = plan.advance(None, clock())
-    while not isinstance(action, Done):
-        if isinstance(action, Wait):
-            await sleep(action.seconds)
-            action = plan.advance(None, clock())
-        else:
-            action = plan.advance(await perform(action), clock())
-    return action.result
+    try:
+        action = plan.advance(None, clock())
+        while not isinstance(action, Done):
+            if isinstance(action, Wait):
+                await sleep(action.seconds)
+                action = plan.advance(None, clock())
+            else:
+                action = plan.advance(await perform(action), clock())
+        return action.result
+    except Exception as exc:
+        return plan.failed(unexpected(exc), clock())
 
 
 def unexpected(exc: BaseException) -> FetchError:
@@ -159,8 +169,9 @@ def lower_headers(pairs: object) -> dict[str, str]:
 class HostSlots(Generic[S]):
     """One semaphore per host, created on first use and dropped when unused (bounded memory)."""
 
-    def __init__(self, factory: Callable[[], S],
-                 lock: AbstractContextManager[object] | None = None) -> None:
+    def __init__(
+        self, factory: Callable[[], S], lock: AbstractContextManager[object] | None = None
+    ) -> None:
         self._factory = factory
         self._lock = lock or nullcontext()
         self._slots: dict[str, tuple[S, int]] = {}

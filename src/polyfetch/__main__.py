@@ -1,0 +1,5 @@
+"""``python -m polyfetch`` is the ``polyfetch`` command."""
+
+from polyfetch.cli import run
+
+run()

@@ -1,0 +1,220 @@
+"""One HTTP attempt with a blocking client (urllib3), shared by the threads and gevent backends.
+
+urllib3 runs with its retries, redirects and decoding switched off: the core's
+planner retries and redirects, and the core's `Body` decodes and caps. What
+this module adds is the mapping of urllib3's and http.client's exceptions onto
+the taxonomy, and a hook (`on_request`) that tells the threads backend which
+connection an attempt uses, so a watchdog can end it at the deadline.
+
+Imported only after the backend has checked gevent's patching, because
+importing urllib3 imports `socket` and `ssl`.
+"""
+
+from __future__ import annotations
+
+import http.client
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import urllib3
+from urllib3 import exceptions as u3
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+from polyfetch._body import Body
+from polyfetch._plan import Response, Send
+from polyfetch._tls import client_context
+from polyfetch.backends._base import HostSlots, lower_headers, total_timeout, unexpected
+from polyfetch.errors import (
+    ConnectError,
+    ConnectTimeout,
+    DNSError,
+    FetchError,
+    ProtocolError,
+    ReadError,
+    ReadTimeout,
+    TLSError,
+)
+from polyfetch.settings import Settings
+
+_CHUNK = 64 * 1024
+_local = threading.local()  # the hook of the attempt running in this thread (or greenlet)
+
+
+class _Hooked:
+    """Tells the running attempt's hook which socket carries its request, once it is sent."""
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        super().request(*args, **kwargs)  # type: ignore[misc]
+        hook = getattr(_local, "hook", None)
+        if hook is not None:
+            hook(self.sock)  # type: ignore[attr-defined]
+
+
+class _HTTPConnection(_Hooked, HTTPConnection):
+    pass
+
+
+class _HTTPSConnection(_Hooked, HTTPSConnection):
+    pass
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+class BlockingClient:
+    """Performs single attempts for whichever thread or greenlet calls `perform`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        ctx = client_context(settings.verify, settings.ca_bundle)
+        if not settings.verify:
+            urllib3.disable_warnings(u3.InsecureRequestWarning)  # the user asked for it
+        self._pm = urllib3.PoolManager(
+            num_pools=max(settings.concurrency, 10),
+            maxsize=settings.per_host,
+            block=True,  # never more connections per (scheme, host, port) than per_host
+            retries=False,
+            ssl_context=ctx,
+            cert_reqs="CERT_REQUIRED" if settings.verify else "CERT_NONE",
+        )
+        self._pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        self._slots: HostSlots[threading.BoundedSemaphore] = HostSlots(
+            lambda: threading.BoundedSemaphore(settings.per_host), threading.Lock()
+        )
+
+    def perform(
+        self,
+        send: Send,
+        on_socket: Callable[[socket.socket | None], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> Response | FetchError:
+        """One attempt, holding a per-host slot; every failure comes back as a `FetchError`.
+
+        ``on_socket`` is told the socket once the request is sent, and None before the
+        socket goes back to the pool (another attempt may then use it); ``cancelled`` is
+        asked once the slot is won, so a cancelled waiter does not connect.
+        """
+        key = send.target.host_key
+        sem = self._slots.get(key)
+        try:
+            if not sem.acquire(timeout=max(0.0, send.deadline - time.monotonic())):
+                return total_timeout(send)
+            try:
+                if cancelled is not None and cancelled():
+                    return FetchError("cancelled")
+                return self._attempt(send, on_socket)
+            finally:
+                sem.release()
+        finally:
+            self._slots.put(key)
+
+    def _attempt(
+        self,
+        send: Send,
+        on_socket: Callable[[socket.socket | None], None] | None,
+    ) -> Response | FetchError:
+        t = send.target
+        sent: list[socket.socket] = []
+
+        def hook(sock: socket.socket) -> None:
+            sent.append(sock)
+            if on_socket is not None:
+                on_socket(sock)
+
+        _local.hook = hook
+        resp = None
+        try:
+            pool = self._pm.connection_from_host(t.host, t.port, t.scheme)
+            resp = pool.urlopen(
+                send.method,
+                t.target,
+                headers=dict(send.headers),
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                release_conn=False,
+                timeout=urllib3.Timeout(connect=send.connect_timeout, read=send.read_timeout),
+            )
+            headers = lower_headers(resp.headers.items())
+            length = headers.get("content-length")
+            body = Body(
+                self.settings.max_bytes,
+                content_encoding=headers.get("content-encoding"),
+                content_length=int(length) if length and length.isdigit() else None,
+                keep=self.settings.keep_body,
+            )
+            while chunk := resp.read1(_CHUNK, decode_content=False):
+                body.feed(chunk)
+            data = body.finish()
+            status = resp.status
+            if on_socket is not None:
+                on_socket(None)
+            resp.release_conn()  # read to the end: the connection may be reused
+            resp = None
+            return Response(status=status, headers=headers, body=data, size=body.size)
+        except FetchError as exc:
+            return exc
+        except Exception as exc:
+            if time.monotonic() >= send.deadline:
+                return total_timeout(send)
+            return map_error(exc, connected=bool(sent))
+        finally:
+            _local.hook = None
+            if on_socket is not None:
+                on_socket(None)
+            if resp is not None:
+                resp.close()  # half-read: this connection cannot be reused
+                resp.release_conn()
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._pm.clear()
+
+
+def map_error(exc: BaseException, *, connected: bool) -> FetchError:
+    """urllib3 / http.client / socket exceptions -> the taxonomy.
+
+    ``connected`` says whether the request was written: urllib3 reports a TLS
+    handshake that timed out as a *read* timeout, which for us is a connect timeout.
+    """
+    msg = str(exc)
+    if isinstance(exc, u3.NameResolutionError):
+        return DNSError(f"cannot resolve host: {exc.__cause__ or msg}")
+    if isinstance(exc, u3.NewConnectionError):
+        return ConnectError(f"cannot connect: {exc.__cause__ or msg}")
+    if isinstance(exc, u3.ConnectTimeoutError):
+        return ConnectTimeout(f"connect timed out: {msg}")
+    if isinstance(exc, u3.ReadTimeoutError | socket.timeout):
+        if not connected:
+            return ConnectTimeout(f"TLS handshake timed out: {msg}")
+        return ReadTimeout(f"read timed out: {msg}")
+    if isinstance(exc, u3.SSLError):
+        return TLSError(f"TLS failed: {exc.__cause__ or (exc.args[0] if exc.args else msg)}")
+    if isinstance(exc, u3.ProtocolError | u3.IncompleteRead | u3.InvalidChunkLength):
+        cause = exc.args[1] if len(exc.args) > 1 else exc.__cause__ or exc
+        if cause is not exc and isinstance(cause, BaseException):
+            return map_error(cause, connected=connected)
+    if isinstance(exc, u3.InvalidChunkLength):
+        return ProtocolError(f"invalid chunked encoding: {msg}")
+    if isinstance(exc, http.client.IncompleteRead) and isinstance(exc.__context__, ValueError):
+        return ProtocolError(f"invalid chunked encoding: {exc.__context__}")
+    if isinstance(exc, http.client.IncompleteRead | u3.IncompleteRead):
+        return ReadError(f"connection closed before the body was complete: {msg}")
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return ReadError("server closed the connection without a response")
+    if isinstance(exc, http.client.HTTPException):
+        return ProtocolError(f"malformed response: {type(exc).__name__}: {msg}")
+    if isinstance(exc, OSError):
+        return ReadError(f"connection broken: {type(exc).__name__}: {msg}")
+    return unexpected(exc)

@@ -1,0 +1,130 @@
+"""The gevent backend: urllib3 made cooperative by monkey patching, greenlets from a gevent Pool.
+
+This module imports neither gevent nor urllib3 at import time. `start()` first
+checks that the process was patched *before* `socket` and `ssl` were imported
+by anything else (a late patch leaves modules holding the original classes,
+and HTTPS then fails with RecursionError: gevent#1016, urllib3#1176); only then
+does it import the blocking client. Deadlines are `gevent.Timeout`s around each
+attempt; cancellation kills the batch's greenlets, whose `finally` blocks close
+their connections.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from polyfetch._plan import Response, Send
+from polyfetch.backends._base import Backend, Batch, drive, new_plan, total_timeout
+from polyfetch.errors import BackendError, FetchError
+from polyfetch.result import Result
+
+HOW_TO_PATCH = (
+    "the gevent backend needs gevent's monkey patching, done before anything imports "
+    "socket, ssl, urllib3, aiohttp or asyncio: put `from gevent import monkey; "
+    "monkey.patch_all()` at the very top of your main module (before other imports), "
+    "or run `python -m gevent.monkey your_script.py`. The polyfetch CLI does this itself "
+    "for --backend gevent."
+)
+#: Module attributes that, holding an unpatched object, prove a module was imported too early.
+_WATCHED = (
+    ("socket", "socket"),
+    ("socket", "create_connection"),
+    ("ssl", "SSLContext"),
+    ("ssl", "SSLSocket"),
+)
+
+
+def check_patched() -> None:
+    """Raise `BackendError` unless socket, ssl, threading and time are properly patched."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None:
+        raise BackendError(f"gevent has not patched this process; {HOW_TO_PATCH}")
+    unpatched = [
+        m
+        for m in ("socket", "ssl", "select", "threading", "time")
+        if not monkey.is_module_patched(m)
+    ]
+    if unpatched:
+        raise BackendError(f"gevent has not patched {', '.join(unpatched)}; {HOW_TO_PATCH}")
+    # is_module_patched() is True even when patching came too late; compare identities.
+    originals = {}
+    for module, attr in _WATCHED:
+        original = monkey.get_original(module, attr)
+        originals[id(original)] = f"{module}.{attr}"
+    for name, mod in list(sys.modules.items()):
+        if mod is None or name.split(".")[0] in ("gevent", "_socket", "_ssl"):
+            continue
+        namespace = getattr(mod, "__dict__", None) or {}
+        for _, attr in _WATCHED:
+            value = namespace.get(attr)
+            if value is not None and id(value) in originals:
+                raise BackendError(
+                    f"module {name!r} was imported before gevent patched the process (it holds "
+                    f"the original {originals[id(value)]}); {HOW_TO_PATCH}"
+                )
+
+
+class GeventBatch(Batch):
+    """One map() call: its greenlets and its results."""
+
+    def __init__(self, backend: GeventBackend) -> None:
+        from gevent.pool import Group
+        from gevent.queue import SimpleQueue
+
+        self._backend = backend
+        self._group = Group()
+        self._results: Any = SimpleQueue()
+
+    def submit(self, item: object, index: int) -> None:
+        greenlet = self._backend.pool.spawn(self._run, item, index)
+        self._group.add(greenlet)
+
+    def _run(self, item: object, index: int) -> None:
+        plan = new_plan(item, index, self._backend.settings, time.monotonic())
+        self._results.put(drive(plan, self._backend.perform, self._backend.sleep))
+
+    def wait_result(self) -> Result:
+        return self._results.get()  # type: ignore[no-any-return]
+
+    def cancel(self) -> None:
+        self._group.kill(block=True)
+
+
+class GeventBackend(Backend):
+    """A `gevent.pool.Pool` of ``concurrency`` greenlets over one urllib3 pool manager."""
+
+    name = "gevent"
+
+    def start(self) -> None:
+        check_patched()
+        import gevent
+        from gevent.pool import Pool
+
+        from polyfetch.backends._blocking import BlockingClient
+
+        self._gevent = gevent
+        self.sleep = gevent.sleep
+        self.client = BlockingClient(self.settings)
+        self.pool = Pool(self.settings.concurrency)
+
+    def perform(self, send: Send) -> Response | FetchError:
+        """One attempt, ended by a `gevent.Timeout` at the request's deadline."""
+        timer = self._gevent.Timeout(max(0.0, send.deadline - time.monotonic()))
+        timer.start()
+        try:
+            return self.client.perform(send)
+        except self._gevent.Timeout as exc:
+            if exc is not timer:
+                raise
+            return total_timeout(send)
+        finally:
+            timer.close()
+
+    def batch(self) -> GeventBatch:
+        return GeventBatch(self)
+
+    def close(self) -> None:
+        self.pool.kill(block=True)
+        self.client.close()

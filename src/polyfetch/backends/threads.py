@@ -1,0 +1,200 @@
+"""The threads backend: a thread pool, each worker running one item at a time on urllib3.
+
+A blocked thread cannot be interrupted, so deadlines and cancellation reach it
+through its socket: a single watchdog thread keeps a heap of the attempts'
+deadlines and shuts down the socket of any attempt that outlives its deadline
+or whose batch is cancelled. The worker then sees its read fail, and the
+attempt ends as `TotalTimeout` (or is dropped, when cancelled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import itertools
+import queue
+import socket
+import threading
+import time
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from polyfetch._plan import Response, Send
+from polyfetch.backends._base import Backend, Batch, drive, new_plan
+from polyfetch.backends._blocking import BlockingClient
+from polyfetch.errors import FetchError
+from polyfetch.result import Result
+
+
+class _Cancelled(BaseException):
+    """Unwinds a worker whose batch was cancelled (not an Exception: nothing may swallow it)."""
+
+
+@dataclass(eq=False)
+class _Watch:
+    deadline: float
+    batch: ThreadBatch
+    sock: socket.socket | None = None
+    active: bool = True
+    order: int = field(default_factory=itertools.count().__next__)
+
+    def __lt__(self, other: _Watch) -> bool:
+        return (self.deadline, self.order) < (other.deadline, other.order)
+
+    def kill(self) -> None:
+        sock = self.sock
+        if sock is not None:
+            # socket.socket's own shutdown: SSLSocket's would race with the reader
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+
+
+class Watchdog:
+    """One thread that ends attempts at their deadline by shutting their socket down."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[_Watch] = []
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="polyfetch-watchdog", daemon=True)
+        self._thread.start()
+
+    def arm(self, deadline: float, batch: ThreadBatch) -> _Watch:
+        """Watch the attempt about to run in this thread."""
+        watch = _Watch(deadline, batch)
+        with self._cond:
+            heapq.heappush(self._heap, watch)
+            if self._heap[0] is watch:
+                self._cond.notify()
+        return watch
+
+    def attach(self, watch: _Watch, sock: socket.socket | None) -> None:
+        """The attempt now reads from ``sock`` (None: no longer; under the lock, so that a
+        socket handed back to the pool is never shut down for another attempt)."""
+        with self._cond:
+            watch.sock = sock
+            if sock is not None and (
+                watch.batch.cancelled.is_set() or time.monotonic() >= watch.deadline
+            ):
+                watch.kill()
+
+    def disarm(self, watch: _Watch) -> None:
+        """The attempt is over (lazy deletion: the heap entry is skipped when it comes up)."""
+        with self._cond:
+            watch.active = False
+            watch.sock = None
+
+    def kill_batch(self, batch: ThreadBatch) -> None:
+        """Shut down every connection the batch's running attempts use."""
+        with self._cond:
+            for watch in self._heap:
+                if watch.batch is batch and watch.active:
+                    watch.kill()
+
+    def _run(self) -> None:
+        with self._cond:
+            while not self._stopping:
+                while self._heap and not self._heap[0].active:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                left = self._heap[0].deadline - time.monotonic()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap).kill()
+
+    def close(self) -> None:
+        """Stop the watchdog thread and wait for it."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+
+
+class ThreadBatch(Batch):
+    """One map() call: its futures, its results and its cancellation flag."""
+
+    def __init__(self, backend: ThreadsBackend) -> None:
+        self._backend = backend
+        self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
+        self._futures: set[Future[None]] = set()
+        self._lock = threading.Lock()
+        self.cancelled = threading.Event()
+
+    def submit(self, item: object, index: int) -> None:
+        fut = self._backend.pool.submit(self._run, item, index)
+        with self._lock:
+            self._futures.add(fut)
+        fut.add_done_callback(self._forget)
+
+    def _forget(self, fut: Future[None]) -> None:
+        with self._lock:
+            self._futures.discard(fut)
+
+    def _run(self, item: object, index: int) -> None:
+        settings = self._backend.settings
+        try:
+            result = drive(
+                new_plan(item, index, settings, time.monotonic()), self._perform, self._sleep
+            )
+        except _Cancelled:
+            return
+        self._results.put(result)
+
+    def _perform(self, send: Send) -> Response | FetchError:
+        if self.cancelled.is_set():
+            raise _Cancelled
+        watchdog = self._backend.watchdog
+        watch = watchdog.arm(send.deadline, self)
+        try:
+            outcome = self._backend.client.perform(
+                send, lambda c: watchdog.attach(watch, c), self.cancelled.is_set
+            )
+        finally:
+            watchdog.disarm(watch)
+        if self.cancelled.is_set():
+            raise _Cancelled
+        return outcome
+
+    def _sleep(self, seconds: float) -> None:
+        if self.cancelled.wait(seconds):
+            raise _Cancelled
+
+    def wait_result(self) -> Result:
+        return self._results.get()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        with self._lock:
+            futures = list(self._futures)
+        for fut in futures:
+            fut.cancel()
+        self._backend.watchdog.kill_batch(self)
+        wait(futures)
+
+
+class ThreadsBackend(Backend):
+    """A thread pool of ``concurrency`` workers over one urllib3 pool manager."""
+
+    name = "threads"
+
+    def start(self) -> None:
+        self.client = BlockingClient(self.settings)
+        self.watchdog = Watchdog()
+        self.pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="polyfetch")
+        self._batches: weakref.WeakSet[ThreadBatch] = weakref.WeakSet()
+
+    def batch(self) -> ThreadBatch:
+        batch = ThreadBatch(self)
+        self._batches.add(batch)
+        return batch
+
+    def close(self) -> None:
+        for batch in list(self._batches):
+            batch.cancel()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.watchdog.close()
+        self.client.close()

@@ -1,0 +1,110 @@
+"""The ``polyfetch`` command: ``serve``, ``demo`` (and the internal ``measure`` used by demo).
+
+`main()` never calls `sys.exit` and takes its streams as arguments, so tests
+drive it without a terminal. When ``--backend gevent`` is on the command line,
+gevent patches the process before anything else is imported: that is why this
+module imports only argparse and the package's light modules at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TextIO
+
+from polyfetch._version import __version__
+from polyfetch.backends import NAMES
+
+
+def _patch_gevent_if_asked(argv: Sequence[str]) -> None:
+    for i, arg in enumerate(argv):
+        if arg == "--backend=gevent" or (arg == "--backend" and argv[i + 1 : i + 2] == ["gevent"]):
+            from gevent import monkey
+
+            monkey.patch_all()
+            return
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="polyfetch",
+        description="Fetch many URLs fast on threads, gevent, asyncio or a greenlet hub.",
+    )
+    parser.add_argument("--version", action="version", version=f"polyfetch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the built-in test server (127.0.0.1 by default)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    serve.add_argument("--https-port", type=int, default=None)
+    serve.add_argument("--certfile")
+    serve.add_argument("--keyfile")
+
+    demo = sub.add_parser(
+        "demo",
+        help="start the built-in server and fetch a generated URL list with each backend",
+        description="Starts the built-in test server, fetches the same generated URL list "
+        "with every backend (each in a fresh process) and prints one comparison table. "
+        "Needs no network and no arguments.",
+    )
+    demo.add_argument("-n", "--requests", type=int, default=2000, help="URLs per backend")
+    demo.add_argument("-c", "--concurrency", type=int, default=100)
+    demo.add_argument("--size", type=int, default=1024, help="body size in bytes")
+    demo.add_argument("--delay", type=int, default=0, help="server delay per request, ms")
+    demo.add_argument("--backends", default=",".join(NAMES), help="comma-separated")
+    demo.add_argument("--repeat", type=int, default=1, help="runs per backend (median shown)")
+    demo.add_argument("--json", dest="json_out", help="also write the raw figures here")
+
+    measure = sub.add_parser("measure", help=argparse.SUPPRESS)
+    measure.add_argument("--backend", choices=NAMES, required=True)
+    measure.add_argument("--base", required=True, help="server base URL")
+    measure.add_argument("-n", "--requests", type=int, required=True)
+    measure.add_argument("-c", "--concurrency", type=int, required=True)
+    measure.add_argument("--size", type=int, default=1024)
+    measure.add_argument("--delay", type=int, default=0)
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Run the command line; return the exit status (2 for usage errors)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    _patch_gevent_if_asked(args_list)
+    out, err = stdout or sys.stdout, stderr or sys.stderr
+    try:
+        args = build_parser().parse_args(args_list)
+    except SystemExit as exc:  # argparse has printed its one-line usage error
+        return int(exc.code or 0)
+    if args.command == "serve":
+        from polyfetch import server
+
+        argv_server = ["--host", args.host, "--port", str(args.port)]
+        if args.https_port is not None:
+            argv_server += [
+                "--https-port",
+                str(args.https_port),
+                "--certfile",
+                args.certfile,
+                "--keyfile",
+                args.keyfile,
+            ]
+        return server.main(argv_server)
+    if args.command == "demo":
+        from polyfetch import demo
+
+        return demo.main(args, out, err)
+    from polyfetch import measure
+
+    return measure.main(args, out)
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,70 @@
+"""One measured run of one backend, in the current process: what ``polyfetch demo`` spawns.
+
+Each backend runs in a fresh interpreter (gevent's patching changes the whole
+process), and this module is that interpreter's job: fetch a generated URL
+list, then print one JSON line of figures on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import time
+from collections import Counter
+from typing import Any, TextIO
+
+from polyfetch import Fetcher
+
+
+def urls(base: str, n: int, size: int, delay: int) -> list[str]:
+    """The generated URL list: distinct URLs of ``size``-byte bodies, after ``delay`` ms."""
+    if delay:
+        return [f"{base}/delay/{delay}?size={size}&i={i}" for i in range(n)]
+    return [f"{base}/bytes/{size}?i={i}" for i in range(n)]
+
+
+def measure(backend: str, targets: list[str], concurrency: int) -> dict[str, Any]:
+    """Fetch ``targets`` and return wall time, CPU time, latency percentiles and errors."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    statuses: Counter[int] = Counter()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    with Fetcher(
+        backend,
+        concurrency=concurrency,
+        per_host=concurrency,  # type: ignore[arg-type]
+        keep_body=False,
+        timeout=120,
+    ) as fetcher:
+        for result in fetcher.map(targets):
+            latencies.append(result.elapsed)
+            if result.error is not None:
+                errors[result.error.kind] += 1
+            elif result.status is not None:
+                statuses[result.status] += 1
+    wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    return {
+        "backend": backend,
+        "requests": len(targets),
+        "concurrency": concurrency,
+        "ok": statuses.get(200, 0),
+        "errors": dict(errors),
+        "wall_s": wall,
+        "rps": len(targets) / wall if wall else 0.0,
+        "cpu_s": cpu,
+        "cpu_us_per_request": cpu / len(targets) * 1e6 if targets else 0.0,
+        "p50_ms": quantiles[49] * 1000,
+        "p99_ms": quantiles[98] * 1000,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main(args: argparse.Namespace, out: TextIO) -> int:
+    """The hidden ``polyfetch measure`` subcommand."""
+    targets = urls(args.base, args.requests, args.size, args.delay)
+    out.write(json.dumps(measure(args.backend, targets, args.concurrency)) + "\n")
+    out.flush()
+    return 0
