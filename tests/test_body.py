@@ -1,0 +1,72 @@
+"""Body decoding and size caps, the same for every backend because they all feed this."""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+
+import pytest
+
+from polyfetch._body import Body
+from polyfetch.errors import ProtocolError, TooLarge
+
+DATA = bytes(range(256)) * 400
+
+
+def feed(body: Body, blob: bytes, step: int = 777) -> bytes | None:
+    for i in range(0, len(blob), step):
+        body.feed(blob[i : i + step])
+    return body.finish()
+
+
+@pytest.mark.parametrize(
+    ("encoding", "blob"),
+    [
+        (None, DATA),
+        ("identity", DATA),
+        ("gzip", gzip.compress(DATA)),
+        ("x-gzip", gzip.compress(DATA)),
+        ("deflate", zlib.compress(DATA)),
+        ("deflate", zlib.compress(DATA)[2:-4]),  # raw deflate, as some servers send it
+        ("GZIP", gzip.compress(DATA[:5000]) + gzip.compress(DATA[5000:])),  # two members
+    ],
+)
+def test_decodes(encoding, blob):
+    body = Body(10**7, content_encoding=encoding)
+    assert feed(body, blob) == DATA and body.size == len(DATA) and body.wire_size == len(blob)
+
+
+def test_unknown_encoding_is_passed_through():
+    assert feed(Body(10**7, content_encoding="br"), b"opaque") == b"opaque"
+
+
+def test_limits_on_the_wire_and_decoded():
+    with pytest.raises(TooLarge):
+        Body(100, content_length=101)
+    with pytest.raises(TooLarge):
+        feed(Body(1000), DATA)
+    with pytest.raises(TooLarge):  # small on the wire, large decoded
+        feed(Body(10_000, content_encoding="gzip"), gzip.compress(DATA))
+
+
+def test_bomb_stops_at_the_limit():
+    c = zlib.compressobj(9, zlib.DEFLATED, 31)
+    bomb = b"".join(c.compress(bytes(2**20)) for _ in range(256)) + c.flush()
+    body = Body(2**20, content_encoding="gzip")
+    with pytest.raises(TooLarge):
+        feed(body, bomb, 65536)
+    assert body.size <= 2**20 + 1
+
+
+def test_not_kept_still_counted():
+    body = Body(10**7, content_encoding="gzip", keep=False)
+    assert feed(body, gzip.compress(DATA)) is None and body.size == len(DATA)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "blob"),
+    [("gzip", b"not gzip at all"), ("gzip", gzip.compress(DATA)[:-20]), ("deflate", b"\xff" * 9)],
+)
+def test_corrupt_or_truncated_is_protocol_error(encoding, blob):
+    with pytest.raises(ProtocolError):
+        feed(Body(10**7, content_encoding=encoding), blob)
