@@ -13,9 +13,9 @@ import resource
 import statistics
 import time
 from collections import Counter
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
-from polyfetch import Fetcher
+from polyfetch import BackendName, Fetcher
 
 
 def urls(base: str, n: int, size: int, delay: int) -> list[str]:
@@ -31,12 +31,9 @@ def measure(backend: str, targets: list[str], concurrency: int) -> dict[str, Any
     errors: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
     wall0, cpu0 = time.perf_counter(), time.process_time()
+    name = cast(BackendName, backend)
     with Fetcher(
-        backend,
-        concurrency=concurrency,
-        per_host=concurrency,  # type: ignore[arg-type]
-        keep_body=False,
-        timeout=120,
+        name, concurrency=concurrency, per_host=concurrency, keep_body=False, timeout=120
     ) as fetcher:
         for result in fetcher.map(targets):
             latencies.append(result.elapsed)
