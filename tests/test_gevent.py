@@ -18,16 +18,32 @@ ROOT = Path(__file__).parent.parent
 
 
 def _python(code: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=60, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
 
 
 @pytest.mark.timeout(600)
 def test_conformance_suite_under_real_gevent_patching():
     proc = subprocess.run(
-        [sys.executable, "-m", "gevent.monkey", "--module", "pytest", "tests/conformance",
-         "-q", "-p", "no:cacheprovider", "--backends", "gevent"],
-        capture_output=True, text=True, timeout=580, cwd=ROOT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "gevent.monkey",
+            "--module",
+            "pytest",
+            "tests/conformance",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--backends",
+            "gevent",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=580,
+        cwd=ROOT,
+        start_new_session=True,
         env={**os.environ, "PYTHONWARNINGS": "error::gevent.monkey.MonkeyPatchWarning"},
     )
     summary = proc.stdout.strip().splitlines()[-1:] or [proc.stderr[-2000:]]
@@ -72,9 +88,24 @@ def test_cli_patches_before_importing_anything(tmp_path):
     urls = tmp_path / "none.txt"
     urls.write_text("")
     proc = subprocess.run(
-        [sys.executable, "-m", "polyfetch", "measure", "--backend", "gevent",
-         "--base", "http://127.0.0.1:9", "-n", "2", "-c", "2"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "polyfetch",
+            "measure",
+            "--backend",
+            "gevent",
+            "--base",
+            "http://127.0.0.1:9",
+            "-n",
+            "2",
+            "-c",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
     assert '"ConnectError": 2' in proc.stdout

@@ -19,6 +19,7 @@ from polyfetch.errors import InvalidURL, UnsupportedScheme
 SCHEMES = ("http", "https")
 _HOST = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 _MAX_URL = 64 * 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +49,7 @@ def parse(item: object) -> Target:
         raise InvalidURL("empty URL")
     if len(text) > _MAX_URL:
         raise InvalidURL(f"URL longer than {_MAX_URL} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise InvalidURL("URL contains control characters")
     try:
         url = URL(text)
@@ -60,7 +61,7 @@ def parse(item: object) -> Target:
 def join(base: Target, location: str) -> Target:
     """Resolve a redirect's ``Location`` against the URL that answered it."""
     try:
-        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in location):
+        if _CONTROL.search(location):
             raise ValueError("control characters")
         url = URL(base.url).join(URL(location.strip()))
     except (ValueError, TypeError, UnicodeError) as exc:

@@ -33,6 +33,11 @@ def test_head_has_headers_and_no_body(servers, one):
     assert r.size == 0 and r.body == b""
 
 
+def test_head_is_not_limited_by_the_announced_length(servers, one):
+    r = one(f"{servers.http}/bytes/5000", method="HEAD", max_bytes=1000)
+    assert r.error is None and r.status == 200
+
+
 def test_default_user_agent_and_custom_headers(servers, run):
     plain, custom = run([f"{servers.http}/headers"], headers={"X-Polyfetch-Test": "yes"}) + run(
         [f"{servers.http}/headers"], user_agent="my-bot/2"

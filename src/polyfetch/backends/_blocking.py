@@ -147,11 +147,12 @@ class BlockingClient:
                 timeout=urllib3.Timeout(connect=send.connect_timeout, read=send.read_timeout),
             )
             headers = lower_headers(resp.headers.items())
+            has_body = send.method != "HEAD" and resp.status not in (204, 304)
             length = headers.get("content-length")
             body = Body(
                 self.settings.max_bytes,
                 content_encoding=headers.get("content-encoding"),
-                content_length=int(length) if length and length.isdigit() else None,
+                content_length=int(length) if length and length.isdigit() and has_body else None,
                 keep=self.settings.keep_body,
             )
             while chunk := resp.read1(_CHUNK, decode_content=False):
