@@ -7,15 +7,18 @@ threads, greenlets, tasks and finished-but-unread results of every backend.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
-from typing import Any, Literal, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from polyfetch import backends
 from polyfetch.backends._base import AsyncCapable, Backend
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
 from polyfetch.settings import Settings
+
+if TYPE_CHECKING:
+    from concurrent.futures import Executor
 
 BackendName = Literal["threads", "gevent", "asyncio", "greenlet"]
 
@@ -38,6 +41,11 @@ class Options(TypedDict, total=False):
     keep_body: keep bodies in results (False still counts ``size``).
     verify: verify TLS certificates; ca_bundle: a PEM file to verify against.
     uvloop: use uvloop for the asyncio backend when it is installed.
+    process: post-processor for each fetched page: a module-level callable, a
+        "package.module:function" string, or a built-in name ("html", "sha256", "text").
+    executor: where processing runs: "process" (default), "thread", "inline", or an Executor.
+    workers: processes (or threads) for processing; default: the CPU count.
+    process_timeout: seconds one item's processing may take before `ProcessTimeout`.
     """
 
     concurrency: int
@@ -57,6 +65,10 @@ class Options(TypedDict, total=False):
     verify: bool
     ca_bundle: str | None
     uvloop: bool
+    process: Callable[[Result], Any] | str | None
+    executor: str | Executor
+    workers: int | None
+    process_timeout: float | None
 
 
 class Fetcher:

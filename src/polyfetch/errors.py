@@ -85,6 +85,37 @@ class TLSError(FetchError):
     """The TLS handshake failed, e.g. the certificate could not be verified."""
 
 
+class ProcessError(Exception):
+    """Base of post-processing failures, found in `Result.process_error` (never raised by map)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    @property
+    def kind(self) -> str:
+        """The class name, as written in output records."""
+        return type(self).__name__
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and other.message == self.message  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.message))
+
+
+class ProcessorFailed(ProcessError):
+    """The processor raised; the message names its exception and where it was raised."""
+
+
+class ProcessTimeout(ProcessError):
+    """The processor ran longer than ``process_timeout``; its worker was replaced."""
+
+
+class WorkerDied(ProcessError):
+    """The worker process died (killed, crashed, out of memory) twice while running this item."""
+
+
 class BackendError(RuntimeError):
     """A backend cannot start as configured (missing package, gevent not patched, ...)."""
 

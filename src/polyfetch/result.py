@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyfetch.errors import FetchError
+from polyfetch.errors import FetchError, ProcessError
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,9 @@ class Result:
     attempts: int = 0
     redirects: int = 0
     error: FetchError | None = None
+    #: What the post-processor returned (None without ``process=`` or when the fetch failed).
+    processed: Any = None
+    process_error: ProcessError | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,4 +64,7 @@ class Result:
             "error": self.error.kind if self.error else None,
             "error_message": self.error.message if self.error else None,
             "content_type": self.content_type,
+            "processed": self.processed,
+            "process_error": self.process_error.kind if self.process_error else None,
+            "process_error_message": self.process_error.message if self.process_error else None,
         }

@@ -14,6 +14,8 @@ DEFAULT_USER_AGENT = f"polyfetch/{__version__} (+https://pypi.org/project/polyfe
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods that are safe to retry and redirect as they are.
 METHODS = ("GET", "HEAD")
+#: Where post-processing runs, by name.
+EXECUTORS = ("process", "thread", "inline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +39,12 @@ class Settings:
     verify: bool = True
     ca_bundle: str | None = None
     uvloop: bool = True
+    #: Post-processing (`polyfetch.postprocess`): a callable, "module:function" or a built-in.
+    process: object = None
+    #: "process" (default), "thread", "inline", or a `concurrent.futures.Executor`.
+    executor: object = "process"
+    workers: int | None = None
+    process_timeout: float | None = None
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host"):
@@ -53,6 +61,19 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if isinstance(self.executor, str) and self.executor not in EXECUTORS:
+            raise ConfigError(
+                f"executor must be one of {', '.join(EXECUTORS)} or an Executor, "
+                f"got {self.executor!r}"
+            )
+        if not isinstance(self.executor, str) and not hasattr(self.executor, "submit"):
+            raise ConfigError(f"executor {self.executor!r} is not a concurrent.futures.Executor")
+        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
+            raise ConfigError(f"workers must be an integer >= 1, got {self.workers!r}")
+        if self.process_timeout is not None and not (
+            isinstance(self.process_timeout, int | float) and self.process_timeout > 0
+        ):
+            raise ConfigError(f"process_timeout must be > 0 seconds, got {self.process_timeout!r}")
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name, value in self.headers:
