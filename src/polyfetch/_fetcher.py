@@ -99,6 +99,11 @@ class Fetcher:
         if self._backend is None:
             backend = self._backend_cls(self.settings)
             backend.start()
+            try:
+                backend.post = _post_processor(self.settings)
+            except BaseException:
+                backend.close()
+                raise
             self._backend = backend
         return self._backend
 
@@ -143,6 +148,8 @@ class Fetcher:
         backend, self._backend = self._backend, None
         if backend is not None:
             backend.close()
+            if backend.post is not None:
+                backend.post.close()
 
     def __repr__(self) -> str:
         return f"<Fetcher backend={self.backend_name!r} concurrency={self.settings.concurrency}>"
@@ -182,6 +189,11 @@ class AsyncFetcher:
             if not isinstance(backend, AsyncCapable):
                 raise BackendError("the asyncio backend cannot run inside a caller's loop")
             await backend.astart()
+            try:
+                backend.post = _post_processor(self.settings)  # type: ignore[attr-defined]
+            except BaseException:
+                await backend.aclose()
+                raise
             self._backend = backend
         return self._backend  # type: ignore[no-any-return]
 
@@ -225,6 +237,22 @@ class AsyncFetcher:
         backend, self._backend = self._backend, None
         if backend is not None:
             await backend.aclose()
+            if backend.post is not None:
+                backend.post.close()
+
+
+def _post_processor(settings: Settings) -> Any:
+    """The started post-processor, or None; a bad processor is refused here, before any fetch."""
+    if settings.process is None:
+        return None
+    from polyfetch.postprocess import PostProcessor
+
+    return PostProcessor(
+        settings.process,  # type: ignore[arg-type]
+        executor=settings.executor,  # type: ignore[arg-type]
+        workers=settings.workers,
+        timeout=settings.process_timeout,
+    ).start()
 
 
 async def _aiter(urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:

@@ -16,8 +16,9 @@ import random
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
-from typing import ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from polyfetch._plan import Done, Plan, Response, Send, Wait
 from polyfetch.errors import FetchError, TotalTimeout
@@ -64,6 +65,8 @@ class Backend(ABC):
     """A way of running many requests at once. One instance per fetcher, used from one thread."""
 
     name: ClassVar[str]
+    #: The `polyfetch.postprocess.PostProcessor` results go through, set by the fetcher.
+    post: Any = None
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -147,6 +150,21 @@ async def drive_async(
         return action.result
     except Exception as exc:
         return plan.failed(unexpected(exc), clock())
+
+
+def processed(post: Any, result: Result, wait: Callable[[Future[Result]], Result]) -> Result:
+    """``result`` after post-processing (if any), waited for in the backend's own way.
+
+    The engine's future never raises; cancelling it when the wait is abandoned
+    (a cancelled batch) frees its place in the processing queue.
+    """
+    if post is None:
+        return result
+    fut = post.submit(result)
+    try:
+        return wait(fut)
+    finally:
+        fut.cancel()
 
 
 def unexpected(exc: BaseException) -> FetchError:

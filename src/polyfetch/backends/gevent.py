@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import sys
 import time
+from concurrent.futures import Future
 from typing import Any
 
 from polyfetch._plan import Response, Send
-from polyfetch.backends._base import Backend, Batch, drive, new_plan, total_timeout
+from polyfetch.backends._base import Backend, Batch, drive, new_plan, processed, total_timeout
 from polyfetch.errors import BackendError, FetchError
 from polyfetch.result import Result
 
@@ -82,8 +83,12 @@ class GeventBatch(Batch):
         self._group.add(greenlet)
 
     def _run(self, item: object, index: int) -> None:
-        plan = new_plan(item, index, self._backend.settings, time.monotonic())
-        self._results.put(drive(plan, self._backend.perform, self._backend.sleep))
+        backend = self._backend
+        plan = new_plan(item, index, backend.settings, time.monotonic())
+        result = drive(plan, backend.perform, backend.sleep)
+        # fut.result() is cooperative under patching; bodies reach workers through files,
+        # so no big message can block the hub (see polyfetch.postprocess.transport)
+        self._results.put(processed(backend.post, result, Future.result))
 
     def wait_result(self) -> Result:
         return self._results.get()  # type: ignore[no-any-return]

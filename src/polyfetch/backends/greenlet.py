@@ -39,6 +39,7 @@ from polyfetch.backends._base import (
     HostSlots,
     drive,
     new_plan,
+    processed,
     total_timeout,
     unexpected,
 )
@@ -72,6 +73,7 @@ class GreenletBatch(Batch):
         try:
             plan = new_plan(item, index, backend.settings, time.monotonic())
             result = drive(plan, backend._perform, self._hub.sleep)
+            result = processed(backend.post, result, self._hub.wait_future)
         except Exception as exc:  # a bug must not leave wait_result() hanging
             url = item if isinstance(item, str) else repr(item)
             result = Result(url=url, index=index, error=unexpected(exc))

@@ -17,11 +17,11 @@ import socket
 import threading
 import time
 import weakref
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from polyfetch._plan import Response, Send
-from polyfetch.backends._base import Backend, Batch, drive, new_plan
+from polyfetch.backends._base import Backend, Batch, drive, new_plan, processed
 from polyfetch.backends._blocking import BlockingClient
 from polyfetch.errors import FetchError
 from polyfetch.result import Result
@@ -121,6 +121,7 @@ class ThreadBatch(Batch):
         self._backend = backend
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._futures: set[Future[None]] = set()
+        self._processing: set[Future[Result]] = set()
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 
@@ -140,9 +141,23 @@ class ThreadBatch(Batch):
             result = drive(
                 new_plan(item, index, settings, time.monotonic()), self._perform, self._sleep
             )
+            result = processed(self._backend.post, result, self._wait_processed)
         except _Cancelled:
             return
         self._results.put(result)
+
+    def _wait_processed(self, fut: Future[Result]) -> Result:
+        with self._lock:
+            self._processing.add(fut)
+        try:
+            if self.cancelled.is_set():
+                raise _Cancelled
+            return fut.result()
+        except CancelledError:  # cancel() cancelled it
+            raise _Cancelled from None
+        finally:
+            with self._lock:
+                self._processing.discard(fut)
 
     def _perform(self, send: Send) -> Response | FetchError:
         if self.cancelled.is_set():
@@ -170,8 +185,11 @@ class ThreadBatch(Batch):
         self.cancelled.set()
         with self._lock:
             futures = list(self._futures)
+            waits = list(self._processing)
         for fut in futures:
             fut.cancel()
+        for wait_on in waits:
+            wait_on.cancel()
         self._backend.watchdog.kill_batch(self)
         wait(futures)
 
