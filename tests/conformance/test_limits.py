@@ -93,6 +93,8 @@ def _fds() -> int:
 
 
 def test_abandoned_map_cancels_in_flight_and_close_releases_everything(servers, backend):
+    with Fetcher(backend) as f:  # process-wide, once: uvloop's signal pipe, imports
+        f.fetch(servers.http + "/bytes/1")
     fds, threads = _fds(), threading.active_count()
     servers.reset_stats()
     urls = [servers.http + "/delay/1"] + [servers.http + "/delay/20000"] * 20
