@@ -1,9 +1,10 @@
-"""The ``polyfetch`` command: ``serve``, ``demo`` (and the internal ``measure`` used by demo).
+"""The ``polyfetch`` command: ``crawl``, ``serve``, ``demo`` (and ``measure``, used by demo).
 
 `main()` never calls `sys.exit` and takes its streams as arguments, so tests
 drive it without a terminal. When ``--backend gevent`` is on the command line,
 gevent patches the process before anything else is imported: that is why this
-module imports only argparse and the package's light modules at the top.
+module imports only argparse and the package's light modules at the top, and
+the crawl's modules (and rich) only once a crawl starts.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import IO, Any, TextIO
 
 from polyfetch._version import __version__
 from polyfetch.backends import NAMES
@@ -34,6 +35,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"polyfetch {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from polyfetch.crawl import options as crawl_options  # argparse only: safe before the patch
+
+    crawl = sub.add_parser(
+        "crawl",
+        help="fetch a list of URLs (file or stdin) into JSON Lines or CSV records",
+        description=crawl_options.DESCRIPTION,
+        epilog=crawl_options.EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        # No abbreviations: `--backend gevent` must be spelled out for the early patch to see it.
+        allow_abbrev=False,
+    )
+    crawl_options.add_arguments(crawl)
 
     serve = sub.add_parser("serve", help="run the built-in test server (127.0.0.1 by default)")
     serve.add_argument("--host", default="127.0.0.1")
@@ -68,9 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(
-    argv: Sequence[str] | None = None, *, stdout: TextIO | None = None, stderr: TextIO | None = None
+    argv: Sequence[str] | None = None,
+    *,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    stdin: IO[Any] | None = None,
 ) -> int:
-    """Run the command line; return the exit status (2 for usage errors)."""
+    """Run the command line; return the exit status (2 for usage errors, 130 interrupted)."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     _patch_gevent_if_asked(args_list)
     out, err = stdout or sys.stdout, stderr or sys.stderr
@@ -78,6 +96,10 @@ def main(
         args = build_parser().parse_args(args_list)
     except SystemExit as exc:  # argparse has printed its one-line usage error
         return int(exc.code or 0)
+    if args.command == "crawl":
+        from polyfetch.crawl.run import main as crawl
+
+        return crawl(args, stdin=stdin or sys.stdin, stdout=out, stderr=err)
     if args.command == "serve":
         from polyfetch import server
 

@@ -555,7 +555,7 @@ def _map_error(exc: Exception, send: Send) -> FetchError:
     """aiohttp's exceptions -> the taxonomy; subclasses are tested before their bases."""
     t = send.target
     where = f"{t.host}:{t.port}"
-    if isinstance(exc, aiohttp.ServerTimeoutError) and time.monotonic() >= send.deadline - _SLACK:
+    if isinstance(exc, TimeoutError) and time.monotonic() >= send.deadline - _SLACK:
         return total_timeout(send)  # a connect/read timer that ran out with the request's time
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return DNSError(f"cannot resolve host {t.host!r}: {_reason(exc.os_error)}")

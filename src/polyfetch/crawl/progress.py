@@ -1,0 +1,193 @@
+"""What the crawl shows on stderr: a live progress line (rich) and the closing summary.
+
+The display classes are interchangeable (`NullProgress`, `RichProgress`), and
+rich is imported only when a live display is wanted. Progress counts input
+lines whose fate is settled (recorded, or skipped as blank, comment or
+duplicate), so done reaches the total - the file's line count, when the input
+is a regular file - exactly at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from polyfetch.crawl.inputs import InputCounts
+
+_LOW = 1e-5  # seconds: the first histogram bucket
+_STEP = math.log(1.01)  # buckets 1% wide
+
+
+class Histogram:
+    """Latencies in 1%-wide logarithmic buckets: constant memory, percentiles within 1%."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[int] = Counter()
+        self.n = 0
+
+    def add(self, seconds: float) -> None:
+        """Count one latency."""
+        self._counts[int(math.log(max(seconds, _LOW) / _LOW) / _STEP)] += 1
+        self.n += 1
+
+    def percentile(self, q: float) -> float | None:
+        """The ``q``-quantile (0 < q <= 1) in seconds, or None when empty."""
+        if not self.n:
+            return None
+        rank = max(1, math.ceil(q * self.n))
+        seen = 0
+        for bucket in sorted(self._counts):
+            seen += self._counts[bucket]
+            if seen >= rank:
+                return float(_LOW * math.exp((bucket + 0.5) * _STEP))
+        raise AssertionError("unreachable")
+
+
+@dataclass
+class Stats:
+    """Running totals over the records written."""
+
+    records: int = 0
+    failed: int = 0  #: an error or a status >= 400 (what --fail-on-error looks at)
+    errors: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[str] = field(default_factory=Counter)  #: by class: "2xx", "4xx"...
+    bytes: int = 0
+    saved: int = 0
+    save_errors: int = 0
+    latency: Histogram = field(default_factory=Histogram)  #: of records with a response
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Account for one record."""
+        self.records += 1
+        status, error = record.get("status"), record.get("error")
+        if error:
+            self.errors[error] += 1
+        if status is not None:
+            self.statuses[f"{status // 100}xx"] += 1
+            self.bytes += record.get("size") or 0
+            self.latency.add((record.get("elapsed_ms") or 0) / 1000)
+        if error or (status is not None and status >= 400):
+            self.failed += 1
+        if record.get("file"):
+            self.saved += 1
+        if record.get("save_error"):
+            self.save_errors += 1
+
+
+class NullProgress:
+    """No live display."""
+
+    def start(self) -> None:
+        """Nothing to show."""
+
+    def update(self, stats: Stats, counts: InputCounts, *, force: bool = False) -> None:
+        """Nothing to show."""
+
+    def stop(self) -> None:
+        """Nothing to show."""
+
+
+class RichProgress:
+    """A rich progress line on stderr: done/total, rate, errors, elapsed and ETA."""
+
+    def __init__(self, stderr: TextIO, total: int | None, status: Callable[[], str]) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Status(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(status(), style="bold")
+
+        class Rate(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(f"{task.speed or 0:,.0f} lines/s", style="cyan")
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            Status(),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            TextColumn("[red]{task.fields[errors]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=stderr),
+            refresh_per_second=5,
+            speed_estimate_period=10,
+        )
+        self._task = self._progress.add_task("", total=total, errors=0)
+        self._next = 0.0
+
+    def start(self) -> None:
+        """Start drawing (a refresh thread redraws it a few times a second)."""
+        self._progress.start()
+
+    def update(self, stats: Stats, counts: InputCounts, *, force: bool = False) -> None:
+        """Note progress (cheap: the figures are handed over at most 10 times a second)."""
+        now = time.monotonic()
+        if now < self._next and not force:
+            return
+        self._next = now + 0.1
+        done = stats.records + counts.skipped_blank + counts.skipped_seen
+        self._progress.update(self._task, completed=done, errors=stats.failed)
+
+    def stop(self) -> None:
+        """Draw the last state and stop."""
+        self._progress.stop()
+
+
+def summary(
+    stats: Stats, counts: InputCounts, wall: float, *, unfinished: int, interrupted: bool
+) -> str:
+    """The closing summary, several plain-text lines."""
+    rate = stats.records / wall if wall > 0 else 0.0
+    lines = [
+        f"polyfetch crawl: {stats.records:,} records in {wall:.2f} s ({rate:,.0f}/s); "
+        f"{_bytes(stats.bytes)} of bodies ({_bytes(stats.bytes / wall if wall > 0 else 0)}/s)",
+        "  status:  " + (_counts(stats.statuses) or "no responses"),
+        "  errors:  " + (_counts(stats.errors) or "none"),
+    ]
+    if stats.latency.n:
+        p = [(q, stats.latency.percentile(q / 100) or 0.0) for q in (50, 90, 99)]
+        lines.append(
+            "  latency: " + " · ".join(f"p{q} {v * 1000:,.1f} ms" for q, v in p) + " (responses)"
+        )
+    lines.append(
+        f"  input:   {counts.lines:,} lines; skipped {counts.skipped_blank:,} blank/comment, "
+        f"{counts.skipped_seen:,} duplicate or already recorded"
+    )
+    if stats.saved or stats.save_errors:
+        lines.append(f"  saved:   {stats.saved:,} bodies, {stats.save_errors:,} could not be saved")
+    if interrupted:
+        lines.append(
+            f"  interrupted: {unfinished:,} requests were cancelled; they and any unread input "
+            "have no record: run the same command with --resume to finish them"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _counts(counter: Counter[str]) -> str:
+    return " · ".join(f"{k} {v:,}" for k, v in sorted(counter.items()))
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError("unreachable")

@@ -1,0 +1,366 @@
+"""The crawl itself: open input and output, run `Fetcher.map`, write records, decide the exit.
+
+Imported by ``polyfetch.cli`` only after gevent had its chance to patch. The
+fetch loop runs in the main thread (gevent and the greenlet hub need it there);
+`signals.Interrupter` is what makes Ctrl+C reach it on every backend. Items
+taken from the input but without a record yet are kept in ``pending`` (index ->
+line), bounded by the fetcher's window; after an interruption they are the
+requests that were cancelled, and ``--resume`` finishes them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import time
+from collections.abc import Iterator
+from typing import IO, Any, TextIO
+
+from polyfetch import Fetcher
+from polyfetch.crawl.inputs import (
+    InputCounts,
+    InputLine,
+    Rejected,
+    count_lines,
+    read_lines,
+    select,
+)
+from polyfetch.crawl.outputs import (
+    CsvWriter,
+    JsonlWriter,
+    LineWriter,
+    OutputError,
+    fields,
+    make_record,
+    read_recorded,
+)
+from polyfetch.crawl.progress import NullProgress, RichProgress, Stats, summary
+from polyfetch.crawl.savedir import SaveDir
+from polyfetch.crawl.seen import FingerprintSet, LineSet
+from polyfetch.crawl.signals import EXIT_INTERRUPTED, GraceOver, Interrupter, exit_now
+from polyfetch.errors import BackendError, ConfigError
+from polyfetch.result import Result
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+PROG = "polyfetch crawl"
+
+
+class UsageError(Exception):
+    """A problem with the command line or its files: one line on stderr, exit status 2."""
+
+
+class OutputFailed(Exception):
+    """Writing a record failed (disk full, closed pipe): the ``__cause__`` says why."""
+
+
+def main(args: argparse.Namespace, *, stdin: IO[Any], stdout: IO[Any], stderr: TextIO) -> int:
+    """Run ``polyfetch crawl``; return the exit status."""
+    crawl = Crawl(args, stdin, stdout, stderr)
+    crawl.interrupter.install()
+    try:
+        try:
+            crawl.prepare()
+        except UsageError as exc:
+            stderr.write(f"{PROG}: error: {exc}\n")
+            return EXIT_USAGE
+        return crawl.run()
+    finally:
+        crawl.interrupter.uninstall()
+        crawl.close()
+
+
+class Crawl:
+    """One run of the command; `prepare` opens everything, `run` fetches."""
+
+    def __init__(
+        self, args: argparse.Namespace, stdin: IO[Any], stdout: IO[Any], stderr: TextIO
+    ) -> None:
+        self.args = args
+        self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
+        self.interrupter = Interrupter(args.grace, self._exit_now, self._first_interrupt)
+        self.counts = InputCounts()
+        self.stats = Stats()
+        self.pending: dict[int, InputLine] = {}
+        self.progress: NullProgress | RichProgress = NullProgress()
+        self._closing: list[Any] = []
+        self._input: IO[Any] | None = None
+        self._out: IO[Any] | None = None
+        self._seen: FingerprintSet | None = None
+        self._done_lines: LineSet | None = None
+        self._savedir: SaveDir | None = None
+        self._writer: JsonlWriter | CsvWriter | None = None
+        self._fetcher: Fetcher | None = None
+        self._finished = False
+        self._to_stdout = not args.output or args.output == "-"
+
+    # -- setting up ---------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Check the options, open input and output, read what --resume skips."""
+        a = self.args
+        if a.resume and self._to_stdout:
+            raise UsageError("--resume needs -o FILE (the output of the run to continue)")
+        if a.dedup_memory < 1:
+            raise UsageError("--dedup-memory must be at least 1 (MiB)")
+        if a.cacert is not None and not os.access(a.cacert, os.R_OK):
+            raise UsageError(f"cannot read --cacert {a.cacert}")
+        self._input = self._open_input()
+        try:  # before the output is touched: a mistyped option must not truncate it
+            self._fetcher = Fetcher(a.backend, **self._fetcher_options())
+        except (ConfigError, BackendError) as exc:
+            raise UsageError(str(exc)) from None
+        if a.save_dir is not None:
+            try:
+                self._savedir = SaveDir(a.save_dir)
+            except OSError as exc:
+                raise UsageError(f"cannot use --save-dir {a.save_dir}: {exc.strerror}") from None
+        if not a.no_dedup:
+            self._seen = FingerprintSet(a.dedup_memory * 2**20)
+            self._closing.append(self._seen)
+        elif a.resume:
+            self._done_lines = LineSet()
+        appending = self._load_resume() if a.resume else False
+        self._out = self._open_output()
+        out = LineWriter(self._out)
+        names = fields(save=a.save_dir is not None)
+        self._writer = (
+            CsvWriter(out, names, header=not appending) if a.format == "csv" else JsonlWriter(out)
+        )
+        self.progress = self._make_progress()
+
+    def _open_input(self) -> IO[Any]:
+        path = self.args.input
+        if path is None:
+            if _isatty(self.stdin):
+                raise UsageError("no input: give URLS_FILE, or - and pipe the URLs to stdin")
+            path = "-"
+        if path == "-":
+            return getattr(self.stdin, "buffer", self.stdin)  # type: ignore[no-any-return]
+        try:
+            f = open(path, "rb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        self._closing.append(f)
+        return f
+
+    def _load_resume(self) -> bool:
+        """Remember what the output already holds; True if it is not empty (CSV: has a header)."""
+        path = self.args.output
+        if not os.path.exists(path):
+            return False
+        self._check_not_input(path)
+        try:
+            for url, line in read_recorded(path, self.args.format):
+                if self._seen is not None:
+                    self._seen.add(url)
+                if self._done_lines is not None:
+                    self._done_lines.add(line)
+        except OutputError as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot resume from {path}: {exc.strerror or exc}") from None
+        return os.path.getsize(path) > 0
+
+    def _check_not_input(self, path: str) -> None:
+        inp = self.args.input
+        with contextlib.suppress(OSError):
+            if inp not in (None, "-") and os.path.samefile(inp, path):
+                raise UsageError(f"the output {path} is the input file")
+
+    def _open_output(self) -> IO[Any]:
+        path = self.args.output
+        if self._to_stdout:
+            return getattr(self.stdout, "buffer", self.stdout)  # type: ignore[no-any-return]
+        if os.path.exists(path):
+            self._check_not_input(path)
+        try:
+            f = open(path, "ab" if self.args.resume else "wb")  # noqa: SIM115 - closed in close()
+        except OSError as exc:
+            raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        self._closing.append(f)
+        return f
+
+    def _fetcher_options(self) -> dict[str, Any]:
+        a = self.args
+        given = {
+            "concurrency": a.concurrency,
+            "per_host": a.per_host,
+            "timeout": a.timeout,
+            "connect_timeout": a.connect_timeout,
+            "read_timeout": a.read_timeout,
+            "retries": a.retries,
+            "max_bytes": a.max_bytes,
+            "max_redirects": a.max_redirects,
+            "user_agent": a.user_agent,
+            "ca_bundle": a.cacert,
+            "process": a.process,
+            "workers": a.workers,
+        }
+        options = {k: v for k, v in given.items() if v is not None}
+        options["headers"] = a.headers or []
+        options["verify"] = not a.insecure
+        # Bodies are needed only to store them or to process them; size is counted anyway.
+        options["keep_body"] = a.save_dir is not None or a.process is not None
+        return options
+
+    def _make_progress(self) -> NullProgress | RichProgress:
+        a = self.args
+        to_terminal = self._to_stdout and _isatty(self.stdout)  # records would garble the display
+        if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal:
+            return NullProgress()
+        total = count_lines(a.input) if a.input not in (None, "-") else None
+        return RichProgress(self.stderr, total, self._status)
+
+    # -- running ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Fetch everything, write the records, print the summary; the exit status."""
+        assert self._fetcher is not None
+        started = time.monotonic()
+        failure: str | None = None
+        self.progress.start()
+        try:
+            try:
+                with self._fetcher as fetcher:
+                    results = fetcher.map(self._items())
+                    try:
+                        self._consume(results)
+                    except GraceOver:
+                        pass  # the map generator has cancelled what was in flight
+                    except OutputFailed as exc:
+                        failure = f"cannot write records: {exc.__cause__}"
+                        self._silence_stdout(exc.__cause__)
+                    except OSError as exc:  # reading the input
+                        failure = f"cannot read the input: {exc.strerror or exc}"
+                    finally:
+                        results.close()  # type: ignore[attr-defined]  # map() is a generator
+            except (ConfigError, BackendError) as exc:
+                self.stderr.write(f"{PROG}: error: {exc}\n")
+                return EXIT_USAGE
+        finally:
+            self._finished = True
+            self.progress.update(self.stats, self.counts, force=True)
+            self.progress.stop()
+        wall = time.monotonic() - started
+        interrupted = self.interrupter.interrupts > 0
+        if not self.args.quiet:
+            self.stderr.write(
+                summary(
+                    self.stats,
+                    self.counts,
+                    wall,
+                    unfinished=len(self.pending),
+                    interrupted=interrupted,
+                )
+            )
+        if failure is not None:
+            self.stderr.write(f"{PROG}: error: {failure}\n")
+            return EXIT_FAILED
+        if interrupted:
+            return EXIT_INTERRUPTED
+        if self.args.fail_on_error and self.stats.failed:
+            return EXIT_FAILED
+        return EXIT_OK
+
+    def _items(self) -> Iterator[object]:
+        """What `Fetcher.map` pulls: one item per selected line, remembered in ``pending``."""
+        assert self._input is not None
+        lines = select(
+            read_lines(self._input, self.counts),
+            self.counts,
+            seen=self._seen,
+            done_lines=self._done_lines,
+            stop=lambda: self.interrupter.stop_input,
+        )
+        for index, line in enumerate(lines):
+            self.pending[index] = line
+            yield line.url if line.reject is None else Rejected(line)
+
+    def _consume(self, results: Iterator[Result]) -> None:
+        # The flags are set by hand, not with context managers: this runs once per record.
+        intr, writer, pending = self.interrupter, self._writer, self.pending
+        assert writer is not None
+        while not intr.grace_over:
+            intr.waiting = True  # GraceOver may be raised from here ...
+            try:
+                intr.check_grace()
+                result = next(results, None)
+            finally:
+                intr.waiting = False  # ... to here, and nowhere else
+            if result is None:
+                return
+            line = pending.pop(result.index)
+            intr.writing = True
+            try:
+                saved = self._save(result, line) if self._savedir is not None else None
+                record = make_record(result, line, saved)
+                try:
+                    writer.write(record)
+                except OSError as exc:
+                    raise OutputFailed from exc
+            finally:
+                intr.writing = False
+                intr.written()
+            self.stats.add(record)
+            self.progress.update(self.stats, self.counts)
+
+    def _save(self, result: Result, line: InputLine) -> tuple[str | None, str | None]:
+        assert self._savedir is not None
+        if result.body is None or result.error is not None:
+            return None, None
+        try:
+            return self._savedir.save(line.url, result.body), None
+        except OSError as exc:
+            return None, f"{type(exc).__name__}: {exc.strerror or exc}"
+
+    def _silence_stdout(self, exc: BaseException | None) -> None:
+        """After a closed pipe on stdout, point it at /dev/null so the exit flush is quiet."""
+        if isinstance(exc, BrokenPipeError) and self._to_stdout:
+            with contextlib.suppress(Exception):
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, self.stdout.fileno())
+                os.close(devnull)
+
+    # -- Ctrl+C -------------------------------------------------------------------------
+
+    def _status(self) -> str:
+        if self._finished:
+            return "done"
+        if self.interrupter.interrupts:
+            return "stopping: finishing in-flight requests (Ctrl+C again: quit now)"
+        return "crawling"
+
+    def _first_interrupt(self) -> None:
+        if isinstance(self.progress, NullProgress) and not self.args.quiet:
+            with contextlib.suppress(Exception):
+                self.stderr.write(
+                    f"{PROG}: stopping; in-flight requests get {self.args.grace:g} s "
+                    "(Ctrl+C again to quit now)\n"
+                )
+                self.stderr.flush()
+
+    def _exit_now(self) -> None:
+        def flush() -> None:
+            if self._out is not None:
+                self._out.flush()
+            if isinstance(self.progress, RichProgress):
+                self.stderr.write("\x1b[?25h\n")  # rich hid the cursor
+            self.stderr.write(f"{PROG}: interrupted twice: exiting now; --resume finishes\n")
+            self.stderr.flush()
+
+        exit_now(flush)
+
+    def close(self) -> None:
+        """Close the files this run opened."""
+        for thing in reversed(self._closing):
+            with contextlib.suppress(Exception):
+                thing.close()
+        self._closing.clear()
+
+
+def _isatty(stream: object) -> bool:
+    try:
+        return bool(stream.isatty())  # type: ignore[attr-defined]
+    except (AttributeError, ValueError, OSError):
+        return False
