@@ -63,3 +63,8 @@ def test_host_header_and_credentials():
     t = parse("http://user:secret@Host.test:8080/p?q")
     assert (t.authority, t.target, t.url) == ("host.test:8080", "/p?q", "http://host.test:8080/p?q")
     assert t.authorization == "Basic dXNlcjpzZWNyZXQ="
+
+
+def test_lone_surrogates_are_rejected_not_dropped():
+    with pytest.raises(InvalidURL):
+        parse("http://x/\udcff")

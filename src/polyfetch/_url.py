@@ -51,6 +51,11 @@ def parse(item: object) -> Target:
         raise InvalidURL(f"URL longer than {_MAX_URL} characters")
     if _CONTROL.search(text):
         raise InvalidURL("URL contains control characters")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: yarl would silently drop it
+            raise InvalidURL("URL is not valid Unicode (lone surrogate)") from None
     try:
         url = URL(text)
     except (ValueError, TypeError, UnicodeError) as exc:

@@ -198,8 +198,8 @@ def map_error(exc: BaseException, *, connected: bool) -> FetchError:
         return ConnectTimeout(f"connect timed out: {msg}")
     if isinstance(exc, u3.ReadTimeoutError | socket.timeout):
         if not connected:
-            return ConnectTimeout(f"TLS handshake timed out: {msg}")
-        return ReadTimeout(f"read timed out: {msg}")
+            return ConnectTimeout("TLS handshake timed out")
+        return ReadTimeout("no data from the server within the read timeout")
     if isinstance(exc, u3.SSLError):
         return TLSError(f"TLS failed: {exc.__cause__ or (exc.args[0] if exc.args else msg)}")
     if isinstance(exc, u3.ProtocolError | u3.IncompleteRead | u3.InvalidChunkLength):
