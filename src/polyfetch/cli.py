@@ -65,9 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("-n", "--requests", type=int, default=2000, help="URLs per backend")
     demo.add_argument("-c", "--concurrency", type=int, default=100)
-    demo.add_argument("--size", type=int, default=1024, help="body size in bytes")
-    demo.add_argument("--delay", type=int, default=0, help="server delay per request, ms")
+    _workload_arguments(demo)
     demo.add_argument("--backends", default=",".join(NAMES), help="comma-separated")
+    demo.add_argument(
+        "--executors",
+        default="",
+        help="with --process: comma-separated executors to compare (inline,thread,process); "
+        "the table then shows each backend with each, and process's speed-up over inline",
+    )
     demo.add_argument("--repeat", type=int, default=1, help="runs per backend (median shown)")
     demo.add_argument("--json", dest="json_out", help="also write the raw figures here")
 
@@ -76,9 +81,23 @@ def build_parser() -> argparse.ArgumentParser:
     measure.add_argument("--base", required=True, help="server base URL")
     measure.add_argument("-n", "--requests", type=int, required=True)
     measure.add_argument("-c", "--concurrency", type=int, required=True)
-    measure.add_argument("--size", type=int, default=1024)
-    measure.add_argument("--delay", type=int, default=0)
+    _workload_arguments(measure)
+    measure.add_argument("--executor", default="process")
     return parser
+
+
+def _workload_arguments(parser: argparse.ArgumentParser) -> None:
+    """What each measured request fetches, and what processes it (demo and measure share it)."""
+    parser.add_argument("--size", type=int, default=1024, help="body size in bytes")
+    parser.add_argument("--delay", type=int, default=0, help="server delay per request, ms")
+    parser.add_argument(
+        "--page",
+        choices=("bytes", "html"),
+        default="bytes",
+        help="opaque bytes, or an HTML page with links (for --process html)",
+    )
+    parser.add_argument("--process", help="post-process each page (e.g. html, sha256, text)")
+    parser.add_argument("--workers", type=int, help="processing workers (default: CPU count)")
 
 
 def main(

@@ -56,26 +56,17 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def run_one(backend: str, base: str, args: argparse.Namespace) -> dict[str, Any]:
-    """One measured run of ``backend`` in a fresh interpreter."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "polyfetch",
-        "measure",
-        "--backend",
-        backend,
-        "--base",
-        base,
-        "-n",
-        str(args.requests),
-        "-c",
-        str(args.concurrency),
-        "--size",
-        str(args.size),
-        "--delay",
-        str(args.delay),
-    ]
+def run_one(
+    backend: str, base: str, args: argparse.Namespace, executor: str | None = None
+) -> dict[str, Any]:
+    """One measured run of ``backend`` (with ``executor`` for processing) in a fresh interpreter."""
+    cmd = [sys.executable, "-m", "polyfetch", "measure", "--backend", backend, "--base", base]
+    cmd += ["-n", str(args.requests), "-c", str(args.concurrency), "--size", str(args.size)]
+    cmd += ["--delay", str(args.delay), "--page", args.page]
+    if args.process:
+        cmd += ["--process", args.process, "--executor", executor or "process"]
+        if args.workers:
+            cmd += ["--workers", str(args.workers)]
     proc = subprocess.run(cmd, capture_output=True, text=True, start_new_session=True, timeout=600)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:]
@@ -87,35 +78,50 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run the demo; print the table on ``out``."""
     names = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in names if b not in backends.NAMES]
+    executors = [e for e in args.executors.split(",") if e] if args.process else []
+    unknown += [e for e in executors if e not in ("inline", "thread", "process")]
     if unknown or args.requests < 1 or args.concurrency < 1 or args.repeat < 1:
         err.write(f"polyfetch demo: bad arguments {unknown or ''}\n".replace(" []", ""))
         return 2
     runnable = [b for b in names if not backends.missing(b)]
+    cells = [(b, e) for b in runnable for e in (executors or [None])]
     server, base = start_server()
-    runs: dict[str, list[dict[str, Any]]] = {b: [] for b in runnable}
+    runs: dict[str, list[dict[str, Any]]] = {_label(*cell): [] for cell in cells}
     try:
-        for _ in range(args.repeat):
-            for backend in runnable:
+        for _ in range(args.repeat):  # interleaved, so machine drift hits every cell alike
+            for backend, executor in cells:
                 cpu0 = _cpu_seconds(server.pid)
-                figures = run_one(backend, base, args)
+                figures = run_one(backend, base, args, executor)
                 figures["server_cpu_s"] = _cpu_seconds(server.pid) - cpu0
-                runs[backend].append(figures)
+                runs[_label(backend, executor)].append(figures)
     finally:
         stop(server)
-    rows = [_median(b, runs[b]) for b in runnable]
+    rows = [_median(label, found) for label, found in runs.items()]
     _print_table(rows, args, out)
+    if "inline" in executors and "process" in executors:
+        for backend in runnable:
+            inline, pooled = runs[_label(backend, "inline")], runs[_label(backend, "process")]
+            if all("failed" not in r for r in inline + pooled):
+                ratio = statistics.median(r["rps"] for r in pooled) / statistics.median(
+                    r["rps"] for r in inline
+                )
+                out.write(f"{backend}: the process pool gives {ratio:.2f}x inline's pages/s\n")
     if args.json_out:
         with open(args.json_out, "w") as f:
             json.dump({"args": vars(args), "runs": runs}, f, indent=2)
     return 0 if all("failed" not in r for r in rows) else 1
 
 
-def _median(backend: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+def _label(backend: str, executor: str | None) -> str:
+    return f"{backend}/{executor}" if executor else backend
+
+
+def _median(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
     good = [r for r in runs if "failed" not in r]
     if not good:
         return runs[0]
     good.sort(key=lambda r: r["wall_s"])
-    row = dict(good[(len(good) - 1) // 2])
+    row = dict(good[(len(good) - 1) // 2], backend=label)
     row["rps_min"] = min(r["rps"] for r in good)
     row["rps_max"] = max(r["rps"] for r in good)
     row["cpu_s"] = statistics.median(r["cpu_s"] for r in good)
@@ -126,9 +132,11 @@ def _print_table(rows: list[dict[str, Any]], args: argparse.Namespace, out: Text
     from rich.console import Console
     from rich.table import Table
 
+    what = "HTML pages" if args.page == "html" else "GETs"
     title = (
-        f"{args.requests} GETs of {args.size} B"
+        f"{args.requests} {what} of {args.size} B"
         + (f" after {args.delay} ms" if args.delay else "")
+        + (f", processed by {args.process!r}" if args.process else "")
         + f", concurrency {args.concurrency}, built-in server on 127.0.0.1"
     )
     table = Table(title=title)
