@@ -1,0 +1,176 @@
+"""Post-processing: run a processor on each fetched page, beside the fetching.
+
+Fetching is IO; what is done with a page afterwards is CPU, and under the GIL
+it stalls every IO backend. `PostProcessor` runs the processor in a pool of
+worker processes (or threads, or inline for comparison), so fetching and
+processing overlap::
+
+    pp = PostProcessor("html", executor="process", workers=2, timeout=30)
+    pp.start()                          # ConfigError now if the processor is unusable
+    future = pp.submit(result)          # a concurrent.futures.Future; never blocks
+    processed = future.result()         # the result with .processed / .process_error
+    pp.close()
+
+Modules: `engine` (the engine thread, timers, worker recovery), `_pool` (one
+generation of the process pool, and blame), `_worker` (what runs in a worker),
+`transport` (small messages: big pages and values go through files, for
+gevent's sake), `spec` (naming processors for worker processes) and
+`builtins` (``html``, ``sha256``, ``text``). Importing this package imports
+neither multiprocessing nor a parser: the pool starts in `PostProcessor.start`
+and a worker imports the parser when it first needs it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import weakref
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any
+
+from polyfetch.errors import ConfigError
+from polyfetch.postprocess import _worker
+from polyfetch.postprocess.engine import CLOSE_GRACE, Engine, done, outcome
+from polyfetch.postprocess.spec import BUILTINS, Processor, resolve
+from polyfetch.postprocess.transport import THRESHOLD
+from polyfetch.result import Result
+
+__all__ = [
+    # the engine
+    "PostProcessor",
+    "EXECUTORS",
+    "CLOSE_GRACE",
+    "THRESHOLD",
+    # processors
+    "BUILTINS",
+    "Processor",
+    "resolve",
+]
+
+#: Executors by name; an `Executor` instance is accepted too.
+EXECUTORS = ("process", "thread", "inline")
+
+
+class PostProcessor:
+    """Run ``process`` on each submitted `Result`, in worker processes by default.
+
+    Args:
+        process: a module-level function taking a `Result`, a
+            ``"package.module:function"`` name, or a built-in ("html", "sha256", "text").
+        executor: "process" (a pool of spawned worker processes),
+            "thread" (a thread pool), "inline" (in `submit`'s caller), or a
+            `concurrent.futures.Executor` of yours, used as is and never shut down.
+        workers: processes or threads of an owned pool; default: the CPU count.
+        timeout: seconds one item may run before `ProcessTimeout` (not for "inline").
+    """
+
+    def __init__(
+        self,
+        process: Callable[[Result], Any] | str,
+        executor: str | Executor = "process",
+        workers: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        if isinstance(executor, str) and executor not in EXECUTORS:
+            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)} or an Executor")
+        if not isinstance(executor, str) and not callable(getattr(executor, "submit", None)):
+            raise ConfigError(f"executor {executor!r} is not a concurrent.futures.Executor")
+        if workers is not None and (not isinstance(workers, int) or workers < 1):
+            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+            raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        self._process = process
+        self._executor = executor
+        self._workers = workers or os.cpu_count() or 1
+        self._timeout = float(timeout) if timeout is not None else None
+        self._processor: Processor | None = None
+        self._engine: Engine | None = None
+        self._state = "new"
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize | None = None
+
+    @property
+    def processor(self) -> Processor | None:
+        """The resolved processor (after `start`)."""
+        return self._processor
+
+    def start(self) -> PostProcessor:
+        """Resolve the processor and start the engine.
+
+        Raises:
+            ConfigError: the processor cannot be found, imported, or named for a worker.
+        """
+        with self._lock:
+            if self._state == "closed":
+                raise RuntimeError("this PostProcessor is closed")
+            if self._state == "started":
+                return self
+            executor = self._executor
+            if executor == "inline":
+                self._processor = resolve(self._process, in_process=True)
+            else:
+                kind = _kind_of(executor)
+                self._processor = resolve(self._process, in_process=kind == "thread")
+                engine = Engine(self._processor, kind, executor, self._workers, self._timeout)
+                engine.start()
+                self._engine = engine
+                # A PostProcessor dropped without close() still stops its workers and
+                # removes its spool (when collected, or at exit at the latest).
+                self._finalizer = weakref.finalize(self, engine.close)
+            self._state = "started"
+        return self
+
+    def submit(self, result: Result) -> Future[Result]:
+        """Hand over one result; the future completes with it processed, and never raises.
+
+        Thread-safe, does no I/O and never waits for processing. The future
+        may be cancelled at any time; its outcome is then dropped. Its
+        done-callbacks run in the engine thread: keep them cheap, and never
+        wait on another of these futures in one.
+        """
+        if self._state != "started":
+            raise RuntimeError(
+                f"PostProcessor is {'closed' if self._state == 'closed' else 'not started'}"
+            )
+        if result.error is not None:
+            return done(result)
+        engine = self._engine
+        if engine is not None:
+            return engine.submit(result)  # raises RuntimeError if closed meanwhile
+        assert self._processor is not None  # inline
+        return done(outcome(result, _worker.call(self._processor.func, result)))
+
+    def close(self) -> None:
+        """Cancel what is queued, stop the workers, remove the spool; idempotent."""
+        with self._lock:
+            if self._state == "closed":
+                return
+            self._state = "closed"
+        if self._finalizer is not None:
+            self._finalizer()  # engine.close(), once
+
+    def statistics(self) -> dict[str, int]:
+        """Counters: submitted, processed, failed, timeouts, worker_died, resubmitted,
+        cancelled, and pools (process pools started: 1 + the ones replaced)."""
+        engine = self._engine
+        return dict(engine.stats) if engine is not None else {}
+
+    def __enter__(self) -> PostProcessor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<PostProcessor {self._processor or self._process!r} executor={self._executor!r}>"
+
+
+def _kind_of(executor: str | Executor) -> str:
+    """How the engine drives an executor: "process", "thread" or "foreign"."""
+    if executor in ("process", "thread"):
+        return str(executor)
+    from concurrent.futures import ThreadPoolExecutor
+
+    # A caller's thread pool shares our memory: call the function directly, no transport.
+    return "thread" if isinstance(executor, ThreadPoolExecutor) else "foreign"
