@@ -18,6 +18,20 @@ METHODS = ("GET", "HEAD")
 EXECUTORS = ("process", "thread", "inline")
 
 
+def check_processing(executor: object, workers: object, timeout: object) -> None:
+    """Raise `ConfigError` unless the post-processing options are usable."""
+    if isinstance(executor, str) and executor not in EXECUTORS:
+        raise ConfigError(
+            f"executor must be one of {', '.join(EXECUTORS)} or an Executor, got {executor!r}"
+        )
+    if not isinstance(executor, str) and not callable(getattr(executor, "submit", None)):
+        raise ConfigError(f"executor {executor!r} is not a concurrent.futures.Executor")
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
+    if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
+        raise ConfigError(f"process timeout must be a number of seconds > 0, got {timeout!r}")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Options shared by every backend; see `polyfetch.Fetcher` for their meaning."""
@@ -61,19 +75,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
-        if isinstance(self.executor, str) and self.executor not in EXECUTORS:
-            raise ConfigError(
-                f"executor must be one of {', '.join(EXECUTORS)} or an Executor, "
-                f"got {self.executor!r}"
-            )
-        if not isinstance(self.executor, str) and not hasattr(self.executor, "submit"):
-            raise ConfigError(f"executor {self.executor!r} is not a concurrent.futures.Executor")
-        if self.workers is not None and (not isinstance(self.workers, int) or self.workers < 1):
-            raise ConfigError(f"workers must be an integer >= 1, got {self.workers!r}")
-        if self.process_timeout is not None and not (
-            isinstance(self.process_timeout, int | float) and self.process_timeout > 0
-        ):
-            raise ConfigError(f"process_timeout must be > 0 seconds, got {self.process_timeout!r}")
+        check_processing(self.executor, self.workers, self.process_timeout)
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         for name, value in self.headers:

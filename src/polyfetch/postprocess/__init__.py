@@ -35,6 +35,7 @@ from polyfetch.postprocess.engine import CLOSE_GRACE, Engine, done, outcome
 from polyfetch.postprocess.spec import BUILTINS, Processor, resolve
 from polyfetch.postprocess.transport import THRESHOLD
 from polyfetch.result import Result
+from polyfetch.settings import EXECUTORS, check_processing
 
 __all__ = [
     # the engine
@@ -47,9 +48,6 @@ __all__ = [
     "Processor",
     "resolve",
 ]
-
-#: Executors by name; an `Executor` instance is accepted too.
-EXECUTORS = ("process", "thread", "inline")
 
 
 class PostProcessor:
@@ -72,14 +70,7 @@ class PostProcessor:
         workers: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        if isinstance(executor, str) and executor not in EXECUTORS:
-            raise ConfigError(f"executor must be one of {', '.join(EXECUTORS)} or an Executor")
-        if not isinstance(executor, str) and not callable(getattr(executor, "submit", None)):
-            raise ConfigError(f"executor {executor!r} is not a concurrent.futures.Executor")
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise ConfigError(f"workers must be an integer >= 1, got {workers!r}")
-        if timeout is not None and not (isinstance(timeout, int | float) and timeout > 0):
-            raise ConfigError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+        check_processing(executor, workers, timeout)
         self._process = process
         self._executor = executor
         self._workers = workers or os.cpu_count() or 1
