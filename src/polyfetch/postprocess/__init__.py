@@ -29,7 +29,6 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
-from polyfetch.errors import ConfigError
 from polyfetch.postprocess import _worker
 from polyfetch.postprocess.engine import CLOSE_GRACE, Engine, done, outcome
 from polyfetch.postprocess.spec import BUILTINS, Processor, resolve
