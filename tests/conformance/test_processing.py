@@ -12,8 +12,7 @@ FIXTURE = "tests.processors_fixture"
 
 
 def test_builtin_html_in_a_process_pool(servers, run):
-    results = run([f"{servers.http}/html/20000?i={i}" for i in range(8)], process="html",
-                  workers=2)
+    results = run([f"{servers.http}/html/20000?i={i}" for i in range(8)], process="html", workers=2)
     for r in results:
         assert r.process_error is None, r.process_error
         page = r.processed
@@ -23,14 +22,14 @@ def test_builtin_html_in_a_process_pool(servers, run):
 
 @pytest.mark.parametrize("executor", ["inline", "thread"])
 def test_other_executors(servers, run, executor):
-    results = run([f"{servers.http}/bytes/100?i={i}" for i in range(5)], process="sha256",
-                  executor=executor)
+    results = run(
+        [f"{servers.http}/bytes/100?i={i}" for i in range(5)], process="sha256", executor=executor
+    )
     assert len({r.processed for r in results}) == 1 and len(results[0].processed) == 64
 
 
 def test_failing_processor_is_recorded_and_the_run_goes_on(servers, run):
-    urls = [f"{servers.http}/bytes/10?i={i}" + ("&boom=1" if i % 3 == 0 else "")
-            for i in range(9)]
+    urls = [f"{servers.http}/bytes/10?i={i}" + ("&boom=1" if i % 3 == 0 else "") for i in range(9)]
     results = run(urls, process=f"{FIXTURE}:boom", workers=2)
     for i, r in enumerate(results):
         if i % 3 == 0:
@@ -41,8 +40,12 @@ def test_failing_processor_is_recorded_and_the_run_goes_on(servers, run):
 
 
 def test_failed_fetches_are_not_processed(servers, run):
-    bad, good = run([f"http://127.0.0.1:{closed_port()}/", f"{servers.http}/bytes/3"],
-                    process=f"{FIXTURE}:echo", retries=0, workers=1)
+    bad, good = run(
+        [f"http://127.0.0.1:{closed_port()}/", f"{servers.http}/bytes/3"],
+        process=f"{FIXTURE}:echo",
+        retries=0,
+        workers=1,
+    )
     assert bad.error is not None and bad.processed is None and bad.process_error is None
     assert good.processed["size"] == 3
 
@@ -58,8 +61,9 @@ def test_killed_workers_are_replaced(servers, run, tmp_path):
 
 
 def test_stuck_processor_times_out_and_the_pool_recovers(servers, run):
-    urls = [f"{servers.http}/bytes/10?hang=1"] + [f"{servers.http}/bytes/10?i={i}"
-                                                   for i in range(4)]
+    urls = [f"{servers.http}/bytes/10?hang=1"] + [
+        f"{servers.http}/bytes/10?i={i}" for i in range(4)
+    ]
     results = run(urls, process=f"{FIXTURE}:hang", workers=2, process_timeout=1.5)
     assert isinstance(results[0].process_error, ProcessTimeout)
     assert all(r.process_error is None and r.processed for r in results[1:])
@@ -67,8 +71,12 @@ def test_stuck_processor_times_out_and_the_pool_recovers(servers, run):
 
 def test_big_bodies_and_big_results(servers, run):
     # 1 MiB each way: under gevent this is the reproduced deadlock the transport avoids
-    results = run([f"{servers.http}/bytes/{2**20}?i={i}" for i in range(24)],
-                  process=f"{FIXTURE}:reverse", workers=2, concurrency=12)
+    results = run(
+        [f"{servers.http}/bytes/{2**20}?i={i}" for i in range(24)],
+        process=f"{FIXTURE}:reverse",
+        workers=2,
+        concurrency=12,
+    )
     for r in results:
         assert r.process_error is None and r.processed == r.body[::-1]
 
