@@ -291,7 +291,8 @@ def test_help_documents_every_option():
         "--output", "--format", "--backend", "--concurrency", "--per-host", "--timeout",
         "--connect-timeout", "--retries", "--header", "--user-agent", "--max-bytes",
         "--max-redirects", "--insecure", "--cacert", "--save-dir", "--resume", "--quiet",
-        "--no-dedup", "--fail-on-error", "--process", "--workers", "exit status", "Ctrl+C",
+        "--no-dedup", "--fail-on-error", "--process", "--workers", "--rate", "exit status",
+        "Ctrl+C",
     ):  # fmt: skip
         assert option in proc.stdout, option
 
@@ -305,6 +306,7 @@ def test_help_documents_every_option():
         ["--backend", "nope"],
         ["-H", "no colon here"],
         ["--timeout", "0"],
+        ["--rate", "-1"],
         ["--back", "gevent"],  # no abbreviations: the early gevent patch needs the full name
         ["{missing}"],
         ["{dir}"],

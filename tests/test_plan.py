@@ -159,3 +159,38 @@ def test_redirect_without_location_is_a_result():
     p.advance(None, 100.0)
     done = p.advance(resp(302), 100.0)
     assert isinstance(done, Done) and done.result.status == 302
+
+
+def test_rate_limit_spaces_attempts_per_host_and_counts_retries():
+    from polyfetch._pace import Pacer
+
+    pacer = Pacer(2.0)  # one attempt per 0.5 s per host
+    first, second = (
+        Plan(
+            item="http://a.test/",
+            index=i,
+            settings=Settings.build(retries=1),
+            started=100.0,
+            pacer=pacer,
+        )
+        for i in range(2)
+    )
+    other = Plan(item="http://b.test/", index=2, settings=Settings(), started=100.0, pacer=pacer)
+    assert isinstance(first.advance(None, 100.0), Send)
+    assert second.advance(None, 100.0) == Wait(0.5)
+    assert isinstance(other.advance(None, 100.0), Send)  # another host is not held up
+    assert isinstance(second.advance(None, 100.5), Send)  # its booked start: no second booking
+    retry = first.advance(resp(503, retry_after="0"), 100.5)
+    assert retry == Wait(0.0)
+    assert first.advance(None, 100.5) == Wait(0.5)  # the retry waits its turn too
+
+
+def test_rate_limit_beyond_the_deadline_is_total_timeout():
+    from polyfetch._pace import Pacer
+
+    pacer = Pacer(0.1)
+    plans = [plan(timeout=5) for _ in range(2)]
+    plans[0].pacer = plans[1].pacer = pacer
+    plans[0].advance(None, 100.0)
+    done = plans[1].advance(None, 100.0)
+    assert isinstance(done, Done) and isinstance(done.result.error, TotalTimeout)

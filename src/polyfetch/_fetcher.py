@@ -41,6 +41,7 @@ class Options(TypedDict, total=False):
     keep_body: keep bodies in results (False still counts ``size``).
     verify: verify TLS certificates; ca_bundle: a PEM file to verify against.
     uvloop: use uvloop for the asyncio backend when it is installed.
+    rate: attempts per second to one host (retries and redirects included); None: no limit.
     process: post-processor for each fetched page: a module-level callable, a
         "package.module:function" string, or a built-in name ("html", "sha256", "text").
     executor: where processing runs: "process" (default), "thread", "inline", or an Executor.
@@ -65,6 +66,7 @@ class Options(TypedDict, total=False):
     verify: bool
     ca_bundle: str | None
     uvloop: bool
+    rate: float | None
     process: Callable[[Result], Any] | str | None
     executor: str | Executor
     workers: int | None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from polyfetch import _url
+from polyfetch._pace import Pacer
 from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
 from polyfetch.result import Result
 from polyfetch.settings import RETRY_STATUSES, Settings
@@ -73,11 +74,14 @@ class Plan:
     settings: Settings
     started: float
     rng: random.Random = field(default_factory=random.Random)
+    #: The fetcher's per-host rate limit, shared by all its plans (None: no limit).
+    pacer: Pacer | None = None
     attempts: int = 0
     redirects: int = 0
     _target: _url.Target | None = None
     _headers: tuple[tuple[str, str], ...] = ()
     _last: Response | FetchError | None = None
+    _paced: bool = False
 
     @property
     def deadline(self) -> float:
@@ -123,6 +127,17 @@ class Plan:
         if left <= 0:
             self._last = TotalTimeout(f"no time left of the {self.settings.timeout:g} s timeout")
             return self._done(now)
+        if self.pacer is not None and not self._paced:
+            delay = self.pacer.reserve(self._target.host_key, now)
+            if delay > 0:
+                if delay >= left:
+                    self._last = TotalTimeout(
+                        f"the --rate limit for {self._target.host} leaves no time to send"
+                    )
+                    return self._done(now)
+                self._paced = True  # this booked start is ours: don't book another after the wait
+                return Wait(delay)
+        self._paced = False
         self.attempts += 1
         s = self.settings
         return Send(

@@ -53,6 +53,8 @@ class Settings:
     verify: bool = True
     ca_bundle: str | None = None
     uvloop: bool = True
+    #: Attempts per second to one host (None: no limit); retries and redirects count.
+    rate: float | None = None
     #: Post-processing (`polyfetch.postprocess`): a callable, "module:function" or a built-in.
     process: object = None
     #: "process" (default), "thread", "inline", or a `concurrent.futures.Executor`.
@@ -75,6 +77,10 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
+        if self.rate is not None and not (isinstance(self.rate, int | float) and self.rate > 0):
+            raise ConfigError(
+                f"rate must be a number of requests per second > 0, got {self.rate!r}"
+            )
         check_processing(self.executor, self.workers, self.process_timeout)
         if self.method not in METHODS:
             raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")

@@ -115,3 +115,14 @@ def test_abandoned_map_cancels_in_flight_and_close_releases_everything(servers, 
         assert f.fetch(servers.http + "/bytes/3").size == 3  # still usable
     assert threading.active_count() <= threads
     assert _fds() <= fds
+
+
+def test_rate_limit_per_host(servers, backend):
+    urls = [servers.http + "/bytes/1"] * 6 + [servers.alias("/bytes/1")] * 6
+    with Fetcher(backend, rate=5, concurrency=12) as f:
+        started = time.monotonic()
+        results = list(f.map(urls))
+        wall = time.monotonic() - started
+    assert all(r.ok for r in results)
+    # starts at 0, 0.2, ... 1.0 s on each host, the two hosts side by side
+    assert 0.95 <= wall < 1.9, wall

@@ -20,6 +20,7 @@ from concurrent.futures import Future
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar, Generic, TypeVar
 
+from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait
 from polyfetch.errors import FetchError, TotalTimeout
 from polyfetch.result import Result
@@ -70,6 +71,8 @@ class Backend(ABC):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        #: The per-host rate limit every plan of this backend shares.
+        self.pacer = Pacer(settings.rate) if settings.rate else None
 
     @abstractmethod
     def start(self) -> None:
@@ -103,9 +106,11 @@ class AsyncCapable(ABC):
 _JITTER = random.Random()  # one source for every plan: seeding one per item costs a syscall
 
 
-def new_plan(item: object, index: int, settings: Settings, now: float) -> Plan:
-    """The plan for one input item."""
-    return Plan(item=item, index=index, settings=settings, started=now, rng=_JITTER)
+def new_plan(
+    item: object, index: int, settings: Settings, now: float, pacer: Pacer | None = None
+) -> Plan:
+    """The plan for one input item (``pacer``: the backend's shared rate limit)."""
+    return Plan(item=item, index=index, settings=settings, started=now, rng=_JITTER, pacer=pacer)
 
 
 def drive(

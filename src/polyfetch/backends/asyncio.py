@@ -425,7 +425,7 @@ class _Tasks:
     async def _item(self, item: object, index: int) -> None:
         backend = self._backend
         try:
-            plan = new_plan(item, index, backend.settings, time.monotonic())
+            plan = new_plan(item, index, backend.settings, time.monotonic(), backend.pacer)
             result = await drive_async(plan, backend._perform, asyncio.sleep)
             if backend.post is not None:
                 fut = backend.post.submit(result)

@@ -84,7 +84,7 @@ class GeventBatch(Batch):
 
     def _run(self, item: object, index: int) -> None:
         backend = self._backend
-        plan = new_plan(item, index, backend.settings, time.monotonic())
+        plan = new_plan(item, index, backend.settings, time.monotonic(), backend.pacer)
         result = drive(plan, backend.perform, backend.sleep)
         # fut.result() is cooperative under patching; bodies reach workers through files,
         # so no big message can block the hub (see polyfetch.postprocess.transport)

@@ -71,7 +71,7 @@ class GreenletBatch(Batch):
     def _run(self, item: object, index: int) -> None:
         backend = self._backend
         try:
-            plan = new_plan(item, index, backend.settings, time.monotonic())
+            plan = new_plan(item, index, backend.settings, time.monotonic(), backend.pacer)
             result = drive(plan, backend._perform, self._hub.sleep)
             result = processed(backend.post, result, self._hub.wait_future)
         except Exception as exc:  # a bug must not leave wait_result() hanging

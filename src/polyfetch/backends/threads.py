@@ -139,7 +139,9 @@ class ThreadBatch(Batch):
         settings = self._backend.settings
         try:
             result = drive(
-                new_plan(item, index, settings, time.monotonic()), self._perform, self._sleep
+                new_plan(item, index, settings, time.monotonic(), self._backend.pacer),
+                self._perform,
+                self._sleep,
             )
             result = processed(self._backend.post, result, self._wait_processed)
         except _Cancelled:

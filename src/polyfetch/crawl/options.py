@@ -60,9 +60,6 @@ valid (whole records only).
 exit status: 0 every URL read got a record (whatever its outcome); 1 with
 --fail-on-error when a record has an error or a status >= 400; 2 usage errors
 (bad option, unreadable input, unusable output); 130 interrupted.
-
---rate is not offered yet: a per-host rate limit must act where each attempt
-starts (retries and redirects included), which is inside the fetcher core.
 """
 
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
@@ -153,6 +150,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     net.add_argument(
         "--per-host", type=int, help=f"requests in flight per host name (default: {d.per_host})"
+    )
+    net.add_argument(
+        "--rate",
+        type=positive_float,
+        metavar="N",
+        help="at most N requests per second to each host (retries and redirects count); "
+        "hosts are paced independently (default: no limit)",
     )
     net.add_argument(
         "--timeout",

@@ -186,6 +186,7 @@ class Crawl:
         given = {
             "concurrency": a.concurrency,
             "per_host": a.per_host,
+            "rate": a.rate,
             "timeout": a.timeout,
             "connect_timeout": a.connect_timeout,
             "read_timeout": a.read_timeout,
