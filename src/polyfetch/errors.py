@@ -9,11 +9,8 @@ the fetcher itself cannot run as asked.
 from __future__ import annotations
 
 
-class FetchError(Exception):
-    """Base of every per-URL failure; `str(err)` is a readable message."""
-
-    #: Whether a GET that failed this way is worth another attempt.
-    retryable: bool = False
+class _RecordedError(Exception):
+    """An error kept in a `Result`: a readable message, a kind, equal by value, picklable."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -29,6 +26,13 @@ class FetchError(Exception):
 
     def __hash__(self) -> int:
         return hash((type(self), self.message))
+
+
+class FetchError(_RecordedError):
+    """Base of every per-URL failure; `str(err)` is a readable message."""
+
+    #: Whether a GET that failed this way is worth another attempt.
+    retryable: bool = False
 
 
 class InvalidURL(FetchError):
@@ -85,23 +89,8 @@ class TLSError(FetchError):
     """The TLS handshake failed, e.g. the certificate could not be verified."""
 
 
-class ProcessError(Exception):
+class ProcessError(_RecordedError):
     """Base of post-processing failures, found in `Result.process_error` (never raised by map)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-    @property
-    def kind(self) -> str:
-        """The class name, as written in output records."""
-        return type(self).__name__
-
-    def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and other.message == self.message  # type: ignore[attr-defined]
-
-    def __hash__(self) -> int:
-        return hash((type(self), self.message))
 
 
 class ProcessorFailed(ProcessError):

@@ -30,6 +30,8 @@ from typing import Any
 
 from aiohttp import web
 
+from polyfetch.backends._base import raise_nofile_limit
+
 __all__ = ["Server", "build_app", "main", "pattern_bytes", "start"]
 
 KIB = 1 << 10
@@ -637,21 +639,6 @@ async def start(
     return Server(runner=runner, host=host, port=bound, https_port=bound_https)
 
 
-def _raise_nofile_limit() -> None:
-    """Raise the soft open-files limit to the hard limit (thousands of connections)."""
-    try:
-        import resource
-    except ImportError:  # not POSIX
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY:
-        hard = max(soft, 1 << 20)
-    if soft == resource.RLIM_INFINITY or soft >= hard:
-        return
-    with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 async def _serve(args: argparse.Namespace) -> None:
     server = await start(
         args.host,
@@ -696,7 +683,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.https_port is not None and args.certfile is None:
         parser.error("--https-port needs --certfile and --keyfile")
 
-    _raise_nofile_limit()
+    raise_nofile_limit()
     loop_factory = None
     if not args.no_uvloop:
         try:

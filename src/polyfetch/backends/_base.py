@@ -12,6 +12,7 @@ unbounded queue.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from abc import ABC, abstractmethod
@@ -170,6 +171,20 @@ def processed(post: Any, result: Result, wait: Callable[[Future[Result]], Result
         return wait(fut)
     finally:
         fut.cancel()
+
+
+def raise_nofile_limit() -> None:
+    """Soft RLIMIT_NOFILE up to the hard limit: every connection is a descriptor."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        # on failure keep the soft limit: the connection pools still bound our sockets
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
 def unexpected(exc: BaseException) -> FetchError:

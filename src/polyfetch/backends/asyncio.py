@@ -61,6 +61,7 @@ from polyfetch.backends._base import (
     drive_async,
     lower_headers,
     new_plan,
+    raise_nofile_limit,
     total_timeout,
     unexpected,
 )
@@ -176,7 +177,7 @@ class AsyncioBackend(Backend, AsyncCapable):
     # -- one item, one attempt -------------------------------------------------------------
 
     async def _open(self, ctx: SSLContext) -> None:
-        _raise_nofile_limit()
+        raise_nofile_limit()
         s = self.settings
         self._deadlines = _Deadlines(asyncio.get_running_loop())
         connector = aiohttp.TCPConnector(
@@ -637,17 +638,3 @@ def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
-
-
-def _raise_nofile_limit() -> None:
-    """Soft RLIMIT_NOFILE up to the hard limit: one socket per connection adds up fast."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        # On failure keep the soft limit: the connector's limit still bounds our sockets.
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

@@ -17,7 +17,15 @@ from concurrent.futures import Future
 from typing import Any
 
 from polyfetch._plan import Response, Send
-from polyfetch.backends._base import Backend, Batch, drive, new_plan, processed, total_timeout
+from polyfetch.backends._base import (
+    Backend,
+    Batch,
+    drive,
+    new_plan,
+    processed,
+    raise_nofile_limit,
+    total_timeout,
+)
 from polyfetch.errors import BackendError, FetchError
 from polyfetch.result import Result
 
@@ -109,6 +117,7 @@ class GeventBackend(Backend):
 
         from polyfetch.backends._blocking import BlockingClient
 
+        raise_nofile_limit()
         self._gevent = gevent
         self.sleep = gevent.sleep
         self.client = BlockingClient(self.settings)

@@ -26,7 +26,6 @@ on the inner one.
 from __future__ import annotations
 
 import collections
-import contextlib
 import time
 
 from greenlet import GreenletExit, getcurrent
@@ -40,6 +39,7 @@ from polyfetch.backends._base import (
     drive,
     new_plan,
     processed,
+    raise_nofile_limit,
     total_timeout,
     unexpected,
 )
@@ -129,7 +129,7 @@ class GreenletBackend(Backend):
         """Build the hub, the TLS context, the client and the slots; raise the fd limit."""
         s = self.settings
         tls = client_context(s.verify, s.ca_bundle)  # ConfigError before anything is built
-        _raise_nofile_limit()
+        raise_nofile_limit()
         self.hub = Hub()
         self.client = Client(self.hub, s, tls)
         self._global = Semaphore(self.hub, s.concurrency)
@@ -194,16 +194,3 @@ class GreenletBackend(Backend):
             return unexpected(exc)
         finally:
             self._slots.put(key)
-
-
-def _raise_nofile_limit() -> None:
-    """Soft RLIMIT_NOFILE up to the hard limit: each connection is a descriptor."""
-    try:
-        import resource
-    except ImportError:  # not on Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
-    if soft != resource.RLIM_INFINITY and soft < want:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))

@@ -21,7 +21,14 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from polyfetch._plan import Response, Send
-from polyfetch.backends._base import Backend, Batch, drive, new_plan, processed
+from polyfetch.backends._base import (
+    Backend,
+    Batch,
+    drive,
+    new_plan,
+    processed,
+    raise_nofile_limit,
+)
 from polyfetch.backends._blocking import BlockingClient
 from polyfetch.errors import FetchError
 from polyfetch.result import Result
@@ -202,6 +209,7 @@ class ThreadsBackend(Backend):
     name = "threads"
 
     def start(self) -> None:
+        raise_nofile_limit()
         self.client = BlockingClient(self.settings)
         self.watchdog = Watchdog()
         self.pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="polyfetch")
