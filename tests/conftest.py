@@ -9,8 +9,6 @@ backend except gevent, or only gevent when this process is monkey patched.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +21,7 @@ import pytest
 
 import polyfetch
 from polyfetch import Fetcher, Result
+from polyfetch.demo import stop
 
 TESTS = Path(__file__).parent
 GEVENT_PATCHED = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched(
@@ -68,17 +67,7 @@ def _start(cmd: list[str], prefix: str) -> tuple[subprocess.Popen[str], str]:
     return proc, line
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.stdout is not None:
-        proc.stdout.close()
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+_stop = stop  # the demo's: SIGTERM the process group, SIGKILL after 10 s
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,8 @@ def start_server() -> tuple[subprocess.Popen[str], str]:
 
 def stop(proc: subprocess.Popen[str]) -> None:
     """Stop a process started in its own session, and everything it started."""
+    if proc.stdout is not None:
+        proc.stdout.close()
     try:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(10)
