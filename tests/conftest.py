@@ -21,7 +21,7 @@ import pytest
 
 import polyfetch
 from polyfetch import Fetcher, Result
-from polyfetch.demo import stop
+from polyfetch.bench.run import stop
 
 TESTS = Path(__file__).parent
 GEVENT_PATCHED = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched(
@@ -67,7 +67,7 @@ def _start(cmd: list[str], prefix: str) -> tuple[subprocess.Popen[str], str]:
     return proc, line
 
 
-_stop = stop  # the demo's: SIGTERM the process group, SIGKILL after 10 s
+_stop = stop  # the benchmark's: SIGTERM the process group, SIGKILL after 10 s
 
 
 @dataclass(frozen=True)

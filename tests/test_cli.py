@@ -25,7 +25,7 @@ def test_demo_runs_every_backend_and_prints_one_table(tmp_path):
     for backend in polyfetch.available_backends():
         assert backend in proc.stdout
     runs = json.loads(out.read_text())["runs"]
-    assert set(runs) == set(polyfetch.available_backends())
+    assert set(runs) == {f"demo/10/{b}" for b in polyfetch.available_backends()}
     for figures in runs.values():
         assert figures[0]["ok"] == 60 and figures[0]["errors"] == {}
         assert figures[0]["rps"] > 0 and figures[0]["cpu_s"] > 0

@@ -85,27 +85,16 @@ def test_patching_after_import_polyfetch_works():
 
 
 def test_cli_patches_before_importing_anything(tmp_path):
-    urls = tmp_path / "none.txt"
-    urls.write_text("")
+    urls = tmp_path / "urls.txt"
+    urls.write_text("http://127.0.0.1:9/a\nhttp://127.0.0.1:9/b\n")  # port 9: refused
+    out = tmp_path / "out.jsonl"
+    cmd = [sys.executable, "-m", "polyfetch", "crawl", str(urls), "--backend", "gevent"]
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "polyfetch",
-            "measure",
-            "--backend",
-            "gevent",
-            "--base",
-            "http://127.0.0.1:9",
-            "-n",
-            "2",
-            "-c",
-            "2",
-        ],
+        [*cmd, "-q", "--retries", "0", "-o", str(out)],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
-    assert '"ConnectError": 2' in proc.stdout
+    assert out.read_text().count('"error": "ConnectError"') == 2, out.read_text()

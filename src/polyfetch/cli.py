@@ -1,4 +1,4 @@
-"""The ``polyfetch`` command: ``crawl``, ``serve``, ``demo`` (and ``measure``, used by demo).
+"""The ``polyfetch`` command: ``crawl``, ``serve``, ``demo`` and ``bench``.
 
 `main()` never calls `sys.exit` and takes its streams as arguments, so tests
 drive it without a terminal. When ``--backend gevent`` is on the command line,
@@ -76,18 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--repeat", type=int, default=1, help="runs per backend (median shown)")
     demo.add_argument("--json", dest="json_out", help="also write the raw figures here")
 
-    measure = sub.add_parser("measure", help=argparse.SUPPRESS)
-    measure.add_argument("--backend", choices=NAMES, required=True)
-    measure.add_argument("--base", required=True, help="server base URL")
-    measure.add_argument("-n", "--requests", type=int, required=True)
-    measure.add_argument("-c", "--concurrency", type=int, required=True)
-    _workload_arguments(measure)
-    measure.add_argument("--executor", default="process")
+    bench = sub.add_parser(
+        "bench",
+        help="measure when each concurrency model wins: scenarios x backends, report and plots",
+        description="Starts the built-in test server and runs every scenario on every backend "
+        "(and the raw libraries), each run in a fresh process, in interleaved rounds. Writes "
+        "results.json, report.md (with the winners, computed from the data) and PNG plots.",
+    )
+    from polyfetch.bench import options as bench_options  # argparse only
+
+    bench_options.add_arguments(bench)
+
     return parser
 
 
 def _workload_arguments(parser: argparse.ArgumentParser) -> None:
-    """What each measured request fetches, and what processes it (demo and measure share it)."""
+    """What each measured request fetches, and what processes it."""
     parser.add_argument("--size", type=int, default=1024, help="body size in bytes")
     parser.add_argument("--delay", type=int, default=0, help="server delay per request, ms")
     parser.add_argument(
@@ -133,13 +137,20 @@ def main(
                 args.keyfile,
             ]
         return server.main(argv_server)
+    if args.command == "bench":
+        return bench_command_main(args, args_list, out, err)
     if args.command == "demo":
         from polyfetch import demo
 
         return demo.main(args, out, err)
-    from polyfetch import measure
+    raise AssertionError(f"unhandled command {args.command!r}")
 
-    return measure.main(args, out)
+
+def bench_command_main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) -> int:
+    """``polyfetch bench`` (its modules import rich and matplotlib: only now)."""
+    from polyfetch.bench import command
+
+    return command.main(args, argv[1:], out, err)
 
 
 def run() -> None:

@@ -1,0 +1,203 @@
+"""``polyfetch bench``: run the scenarios on every backend, write results, report and plots."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import os
+import platform
+import shlex
+import subprocess
+from dataclasses import asdict
+from importlib import metadata
+from typing import Any, TextIO
+
+from polyfetch import backends
+from polyfetch.bench import peers, plots, report
+from polyfetch.bench.run import Cell, run_rounds, start_server, stop, summarize
+from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
+
+LIBRARIES = (
+    *("polyfetch", "aiohttp", "uvloop", "urllib3", "gevent", "greenlet", "h11"),
+    *("selectolax", "httpx", "requests", "matplotlib"),
+)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    libraries = {}
+    for name in LIBRARIES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            libraries[name] = metadata.version(name)
+    if "curl" in peers.available():
+        libraries["curl"] = subprocess.run(
+            ["curl", "--version"], capture_output=True, text=True, check=False
+        ).stdout.split()[1]
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory_gib": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30,
+        "system": platform.platform(),
+        "python": platform.python_version(),
+        "libraries": libraries,
+        "load_at_start": os.getloadavg()[0],
+    }
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] | str:
+    """(scenarios, backends, peers) from the options, or what is wrong with them."""
+    names, wanted = _split(args.scenarios), _split(args.backends)
+    bad = [n for n in names if n not in BUILDERS] + [b for b in wanted if b not in backends.NAMES]
+    installed = peers.available()
+    if args.peers == "auto":
+        chosen = installed
+    elif args.peers == "none":
+        chosen = []
+    else:
+        chosen = _split(args.peers)
+        bad += [p for p in chosen if p not in peers.NEEDS]
+        missing = [p for p in chosen if p in peers.NEEDS and p not in installed]
+        if missing:
+            return f"not installed: {', '.join(missing)} (pip install 'polyfetch[peers]')"
+    if bad or not names or not wanted or (args.repeat is not None and args.repeat < 1):
+        return f"bad arguments {bad}" if bad else "nothing to run"
+    runnable = [b for b in wanted if not backends.missing(b)]
+    return names, runnable, chosen
+
+
+def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) -> int:
+    """Run the benchmark; exit 0 when every run succeeded, 1 otherwise, 2 for bad options."""
+    chosen = _choose(args)
+    if isinstance(chosen, str):
+        err.write(f"polyfetch bench: {chosen}\n")
+        return 2
+    names, runnable, peer_names = chosen
+    repeat = args.repeat or (1 if args.quick else 3)
+    plan = scenarios(names, quick=args.quick)
+    cells = [
+        Cell(point, client)
+        for scenario in plan
+        for point in scenario.points
+        for client in runnable + ([f"peer:{p}" for p in peer_names] if point.peers else [])
+    ]
+    os.makedirs(args.out, exist_ok=True)
+    results: dict[str, Any] = {
+        "command": shlex.join(["polyfetch", "bench", *argv]),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "repeat": repeat,
+        "quick": args.quick,
+        "machine": machine(),
+        "scenarios": [scenario_record(s) for s in plan],
+        "cells": [{"point": c.point.key, "client": c.client} for c in cells],
+    }
+    server, base = start_server()
+    try:
+        with _Display(err, len(cells) * repeat) as display:
+            results["runs"] = run_rounds(cells, base, server.pid, repeat, display.done)
+    finally:
+        stop(server)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    written = plots.write(results, args.out)
+    with open(os.path.join(args.out, "report.md"), "w") as f:
+        f.write(report.markdown(results, written))
+    print_tables(results, out)
+    out.write(f"results.json, report.md and {len(written)} plots written to {args.out}/\n")
+    failed = any("failed" in r for records in results["runs"].values() for r in records)
+    return 1 if failed else 0
+
+
+def scenario_record(scenario: Scenario) -> dict[str, Any]:
+    """A scenario as stored in results.json, with each point's key and ideal makespan."""
+    record = asdict(scenario)
+    record["points"] = [dict(asdict(p), key=p.key, ideal_s=p.ideal_s) for p in scenario.points]
+    return record
+
+
+def print_tables(results: dict[str, Any], out: TextIO) -> None:
+    """Every scenario's table, then the verdicts, with rich."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=out, width=200)
+    rows = report.summaries(results)
+    for scenario in results["scenarios"]:
+        table = Table(title=scenario["title"])
+        for col in report.COLUMNS:
+            table.add_column(col, justify="left" if col in ("point", "client") else "right")
+        for cells in report.table_rows(results, rows, scenario):
+            table.add_row(*cells)
+        console.print(table)
+    for verdict in report.verdicts(results, rows):
+        console.print(f"{verdict.scenario}, {verdict.contest}: {verdict.sentence(md=False)}")
+
+
+class _Display:
+    """Progress while it runs: a live bar and table on a terminal, a line per run otherwise."""
+
+    def __init__(self, err: TextIO, total: int) -> None:
+        self.err, self.total, self.count = err, total, 0
+        self.seen: dict[str, list[dict[str, Any]]] = {}
+        self.live: Any = None
+
+    def __enter__(self) -> _Display:
+        if self.err.isatty():
+            from rich.console import Console
+            from rich.live import Live
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+            self.progress = Progress(
+                "{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+            )
+            self.task = self.progress.add_task("runs", total=self.total)
+            self.live = Live(self._view(), console=Console(file=self.err), refresh_per_second=4)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live is not None:
+            self.live.__exit__(*exc)
+
+    def done(self, cell: Cell, record: dict[str, Any]) -> None:
+        self.count += 1
+        self.seen.setdefault(cell.key, []).append(record)
+        if self.live is None:
+            what = record.get("failed") or f"{record['rps']:,.0f}/s, {record['wall_s']:.2f} s"
+            self.err.write(f"[{self.count}/{self.total}] {cell.point.key} {cell.client}: {what}\n")
+            self.err.flush()
+            return
+        self.progress.update(self.task, completed=self.count, description=cell.point.key)
+        self.live.update(self._view())
+
+    def _view(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table("cell", "runs", "rate (median)", "CPU µs/req", "p99 ms", "errors")
+        for key, records in list(self.seen.items())[-16:]:
+            r = summarize(records)
+            if "failed" in r:
+                table.add_row(key, str(len(records)), "-", "-", "-", r["failed"][:40])
+            else:
+                errors = sum(r["errors"].values())
+                table.add_row(
+                    key,
+                    str(len(records)),
+                    f"{r['rps']:,.0f}",
+                    f"{r['cpu_us_per_request']:,.0f}",
+                    f"{r['p99_ms']:.1f}",
+                    str(errors),
+                )
+        return Group(self.progress, table)

@@ -1,0 +1,28 @@
+"""The options of ``polyfetch bench``: argparse only, so building the CLI parser stays light."""
+
+from __future__ import annotations
+
+import argparse
+
+from polyfetch import backends
+from polyfetch.bench import peers
+from polyfetch.bench.scenarios import BUILDERS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``polyfetch bench``."""
+    parser.add_argument(
+        "--scenarios", default=",".join(BUILDERS), help=f"comma-separated, of {', '.join(BUILDERS)}"
+    )
+    parser.add_argument("--backends", default=",".join(backends.NAMES), help="comma-separated")
+    parser.add_argument(
+        "--peers",
+        default="auto",
+        help="comma-separated raw libraries and other clients to run beside the backends "
+        f"({', '.join(peers.NEEDS)}); 'auto' = those installed, 'none' = no peers",
+    )
+    parser.add_argument("--repeat", type=int, help="interleaved runs per cell (3; 1 with --quick)")
+    parser.add_argument("--out", default="bench-results", help="output directory")
+    parser.add_argument(
+        "--quick", action="store_true", help="small sizes, one run each: under a minute"
+    )

@@ -1,0 +1,113 @@
+"""One measured run, in a fresh interpreter: ``python -m polyfetch.bench.probe SPEC``.
+
+Each run gets its own process so that gevent's patching, warm caches and
+leftover threads never leak from one measurement into the next; the runner
+starts gevent runs through ``python -m gevent.monkey`` so that the patch comes
+first. SPEC is JSON: ``{"client": ..., "point": {...}, "base": ...}`` where the
+client is a backend name or ``peer:NAME``. Prints one JSON line of figures.
+CPU time and peak RSS count this process and its reaped children (the
+processing workers, or curl), which all finish before the figures are taken.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from collections import Counter
+from typing import Any, cast
+
+from polyfetch.bench.scenarios import Point
+
+
+def _cpu() -> float:
+    own, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _fetch(backend: str, point: Point, urls: list[str]) -> list[tuple[float, str]]:
+    """(seconds, outcome) per URL through polyfetch's `Fetcher`."""
+    from polyfetch import BackendName, Fetcher
+
+    options: dict[str, Any] = {}
+    if point.process:
+        options = {"process": point.process, "executor": point.executor, "workers": point.workers}
+    out = []
+    with Fetcher(
+        cast(BackendName, backend),
+        concurrency=point.concurrency,
+        per_host=point.concurrency,
+        timeout=120,
+        keep_body=bool(point.process),
+        **options,
+    ) as fetcher:
+        for result in fetcher.map(urls):
+            if result.error is not None:
+                outcome = result.error.kind
+            elif result.process_error is not None:
+                outcome = result.process_error.kind
+            else:
+                outcome = str(result.status)
+            out.append((result.elapsed, outcome))
+    return out
+
+
+def measure(client: str, point: Point, base: str) -> dict[str, Any]:
+    """Run ``point`` with ``client``; wall and CPU time, latency percentiles, RSS, outcomes."""
+    urls = point.urls(base)
+    wall0, cpu0 = time.perf_counter(), _cpu()
+    if client.startswith("peer:"):
+        from polyfetch.bench import peers
+
+        outcomes = peers.run(client[5:], urls, point.concurrency)
+    else:
+        outcomes = _fetch(client, point, urls)
+    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
+    return figures(client, point, outcomes, wall, cpu)
+
+
+def figures(
+    client: str, point: Point, outcomes: list[tuple[float, str]], wall: float, cpu: float
+) -> dict[str, Any]:
+    """The record of one run: what `polyfetch bench` aggregates and stores."""
+    latencies = sorted(seconds for seconds, _ in outcomes) or [0.0]
+    q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
+    counts = Counter(outcome for _, outcome in outcomes)
+    ok = counts.pop("200", 0)
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    ideal = point.ideal_s
+    return {
+        "client": client,
+        "point": point.key,
+        "requests": point.requests,
+        "answered": len(outcomes),
+        "ok": ok,
+        "errors": dict(counts),
+        "wall_s": wall,
+        "rps": len(outcomes) / wall if wall else 0.0,
+        "cpu_s": cpu,
+        "cpu_us_per_request": cpu / point.requests * 1e6,
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "rss_mib": own,
+        "children_rss_mib": kids,
+        "efficiency": ideal / wall if ideal and wall else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the SPEC given as the only argument; print one JSON line."""
+    spec = json.loads((argv if argv is not None else sys.argv[1:])[0])
+    point = Point(**spec["point"])
+    print(json.dumps(measure(spec["client"], point, spec["base"])), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,167 @@
+"""The benchmark's workloads: each scenario exposes one regime, as a series of points.
+
+A point is one configuration (URL list, concurrency, post-processing) measured
+on every backend. Sizes are tuned so that the full run takes a few minutes on
+2 cores and ``--quick`` well under one; the URL lists are generated, distinct
+URLs on the built-in server, so no run is served from a client-side cache.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+#: The blocking call of the "blocking" scenario (see `polyfetch.bench.work.sdk_call`).
+SDK_CALL = "polyfetch.bench.work:sdk_call"
+
+
+@dataclass(frozen=True)
+class Point:
+    """One measured configuration; ``path`` is formatted with ``i``, the item's number."""
+
+    scenario: str
+    x: int | str  # the value this point stands for on the scenario's axis
+    requests: int
+    concurrency: int
+    path: str
+    latency_ms: int = 0  # wait per item a perfect client cannot avoid (server delay, SDK call)
+    process: str | None = None
+    executor: str | None = None
+    workers: int | None = None
+    peers: bool = False  # whether the raw libraries run here too
+
+    def urls(self, base: str) -> list[str]:
+        """The point's URL list on the server at ``base``."""
+        return [base + self.path.format(i=i) for i in range(self.requests)]
+
+    @property
+    def ideal_s(self) -> float | None:
+        """The makespan of a client with no CPU cost: ceil(N / concurrency) x latency."""
+        if not self.latency_ms:
+            return None
+        return math.ceil(self.requests / self.concurrency) * self.latency_ms / 1000
+
+    @property
+    def key(self) -> str:
+        """A short unique name, e.g. ``latency/c=100`` or ``cpu/process``."""
+        return f"{self.scenario}/{self.x}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A named series of points and the question it answers."""
+
+    name: str
+    title: str
+    question: str
+    axis: str  # what ``Point.x`` is: "concurrency" or "executor"
+    unit: str  # what ``rps`` counts, for the report
+    points: tuple[Point, ...] = field(default_factory=tuple)
+
+
+#: enough rounds that start-up (threads, pools, imports) is a small part of the makespan
+_LATENCY_REQUESTS = {10: 200, 100: 2000, 1000: 10_000, 5000: 15_000}
+
+
+def _latency(quick: bool) -> Scenario:
+    delay = 100
+    levels = (10, 100) if quick else (10, 100, 1000, 5000)
+    points = tuple(
+        Point(
+            "latency",
+            c,
+            requests=2 * c if quick else _LATENCY_REQUESTS[c],
+            concurrency=c,
+            path=f"/delay/{delay}?size=100&i={{i}}",
+            latency_ms=delay,
+        )
+        for c in levels
+    )
+    return Scenario(
+        "latency",
+        f"Latency-bound: every response takes {delay} ms, concurrency rising",
+        "Where does each model stop scaling as concurrency rises?",
+        "concurrency",
+        "req/s",
+        points,
+    )
+
+
+def _throughput(quick: bool) -> Scenario:
+    n = 500 if quick else 5000
+    point = Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True)
+    return Scenario(
+        "throughput",
+        "Throughput-bound: 100-byte bodies, no delay, concurrency 100",
+        "What does one request cost each stack in CPU?",
+        "concurrency",
+        "req/s",
+        (point,),
+    )
+
+
+def _large(quick: bool) -> Scenario:
+    n = 20 if quick else 200
+    point = Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True)
+    return Scenario(
+        "large",
+        "Large bodies: 1 MiB each, concurrency 10",
+        "What do copying and buffering cost?",
+        "concurrency",
+        "req/s",
+        (point,),
+    )
+
+
+def _cpu(quick: bool) -> Scenario:
+    n = 60 if quick else 1000
+    base = Point("cpu", "inline", n, 50, "/html/102400?i={i}", process="html")
+    points = tuple(replace(base, x=e, executor=e) for e in ("inline", "thread", "process"))
+    return Scenario(
+        "cpu",
+        "CPU-heavy post-processing: the html processor on 100 KiB pages, concurrency 50",
+        "What does the GIL cost, and what does the process pool give back?",
+        "executor",
+        "pages/s",
+        points,
+    )
+
+
+def _blocking(quick: bool) -> Scenario:
+    sdk_ms, c = 50, 50
+    n = 40 if quick else 200
+    base = Point(
+        "blocking",
+        "inline",
+        n,
+        c,
+        f"/bytes/100?sdk_ms={sdk_ms}&i={{i}}",
+        latency_ms=sdk_ms,
+        process=SDK_CALL,
+    )
+    points = (
+        replace(base, executor="inline"),
+        replace(base, x="thread", executor="thread", workers=c),
+    )
+    return Scenario(
+        "blocking",
+        f"A blocking library call ({sdk_ms} ms, stdlib urllib) per item, concurrency {c}",
+        "Which models make a synchronous SDK call concurrent, and what must the others do?",
+        "executor",
+        "items/s",
+        points,
+    )
+
+
+BUILDERS = {
+    "latency": _latency,
+    "throughput": _throughput,
+    "large": _large,
+    "cpu": _cpu,
+    "blocking": _blocking,
+}
+
+
+def scenarios(names: list[str], *, quick: bool) -> list[Scenario]:
+    """The named scenarios, in the order given, sized for a quick or a full run."""
+    return [BUILDERS[name](quick) for name in names]

@@ -1,0 +1,162 @@
+"""``polyfetch bench``: the quick run end to end, its peers, its failure records and verdicts.
+
+Timings are never asserted: only that every run happened, fetched what it was
+given, and left well-formed results, report and plots behind.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from polyfetch.bench import peers, report
+from polyfetch.bench.run import Cell, run_cell, summarize
+from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
+from polyfetch.cli import main
+from tests.conftest import closed_port
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_quick_run_writes_results_report_and_plots(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.run(
+        [sys.executable, "-m", "polyfetch", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        start_new_session=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    assert results["repeat"] == 1 and results["machine"]["cores"] >= 1
+    assert {"python", "cpu", "libraries"} <= set(results["machine"])
+    planned = scenarios(list(BUILDERS), quick=True)
+    assert [s["name"] for s in results["scenarios"]] == list(BUILDERS)
+    points = {p.key: p for s in planned for p in s.points}
+    assert {c["point"] for c in results["cells"]} == set(points)
+    for cell in results["cells"]:
+        (record,) = results["runs"][f"{cell['point']}/{cell['client']}"]
+        point = points[cell["point"]]
+        assert "failed" not in record, record
+        assert record["answered"] == record["ok"] == point.requests, record
+        assert record["cpu_s"] > 0 and record["wall_s"] > 0 and record["rss_mib"] > 0
+        assert record["p99_ms"] >= record["p50_ms"] > 0
+        assert (record["efficiency"] is None) == (point.latency_ms == 0)
+        if point.executor == "process":  # the pool's workers were counted
+            assert record["children_rss_mib"] > 0
+    clients = {c["client"] for c in results["cells"]}
+    assert {"threads", "asyncio", "greenlet", "gevent"} <= clients
+    assert {"peer:aiohttp", "peer:urllib3-threads", "peer:urllib3-gevent"} <= clients
+
+    text = (out / "report.md").read_text()
+    for scenario in planned:
+        assert f"## {scenario.title}" in text
+    assert "## When each model wins" in text
+    assert text.count("| latency | concurrency ") == 2  # one verdict per quick latency point
+    for name in ("latency_rps", "latency_efficiency", "cpu_by_executor", "blocking_by_executor"):
+        png = out / f"{name}.png"
+        assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 10_000
+        assert f"]({name}.png)" in text
+    assert "When" not in proc.stderr  # the tables and verdicts went to stdout
+    assert "wins with" in proc.stdout
+
+
+def _point(path: str, n: int = 20, **kw: object) -> Point:
+    return Point("test", 4, n, 4, path, **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("peer", peers.available())
+def test_every_peer_fetches_every_url_and_reports_errors(servers, peer):
+    ok = run_cell(Cell(_point("/bytes/100?i={i}"), f"peer:{peer}"), servers.http)
+    assert "failed" not in ok, ok
+    assert ok["ok"] == ok["answered"] == 20 and ok["errors"] == {}
+    refused = run_cell(
+        Cell(_point("/?i={i}", n=3), f"peer:{peer}"), f"http://127.0.0.1:{closed_port()}"
+    )
+    assert refused["answered"] == 3 and refused["ok"] == 0, refused
+    assert sum(refused["errors"].values()) == 3
+
+
+def test_blocking_call_runs_inside_the_item(servers):
+    point = _point(
+        "/bytes/10?sdk_ms=30&i={i}",
+        n=8,
+        latency_ms=30,
+        process="polyfetch.bench.work:sdk_call",
+        executor="thread",
+        workers=4,
+    )
+    servers.reset_stats()
+    record = run_cell(Cell(point, "threads"), servers.http)
+    assert record["ok"] == 8 and record["errors"] == {}
+    counts = servers.stats()
+    assert counts["_total"]["requests"] == 16  # 8 fetches, 8 SDK calls
+
+
+def test_a_run_that_crashes_is_a_failed_record_not_a_crash(servers):
+    record = run_cell(Cell(_point("/bytes/1?i={i}"), "peer:no-such-peer"), servers.http)
+    assert "KeyError" in record["failed"]
+    assert summarize([record]) == {"failed": record["failed"]}
+
+
+def test_bad_options_exit_2(capsys):
+    assert main(["bench", "--scenarios", "nope"]) == 2
+    assert main(["bench", "--backends", "fibers"]) == 2
+    assert main(["bench", "--repeat", "0"]) == 2
+    assert main(["bench", "--peers", "no-such-peer"]) == 2
+    assert capsys.readouterr().err.count("polyfetch bench:") == 4
+
+
+def _results(rates: dict[str, list[float]]) -> dict:
+    """A two-point latency scenario whose cells had the given req/s over repeated runs."""
+    points = [
+        {
+            "key": f"latency/{c}",
+            "x": c,
+            "requests": 100,
+            "concurrency": c,
+            "latency_ms": 100,
+            "process": None,
+        }
+        for c in (10, 100)
+    ]
+    runs = {}
+    for client, values in rates.items():
+        for point, rps in zip(points, values, strict=True):
+            runs[f"{point['key']}/{client}"] = [
+                {
+                    "rps": rps * f,
+                    "wall_s": 100 / (rps * f),
+                    "cpu_s": 1.0,
+                    "cpu_us_per_request": 100.0,
+                    "p50_ms": 1.0,
+                    "p99_ms": 2.0,
+                    "rss_mib": 1.0,
+                    "efficiency": (100 // point["concurrency"]) * 0.1 / (100 / (rps * f)),
+                }
+                for f in (0.9, 1.0, 1.2)
+            ]
+    scenario = {"name": "latency", "axis": "concurrency", "unit": "req/s", "points": points}
+    cells = [{"point": p["key"], "client": c} for p in points for c in rates]
+    return {"scenarios": [scenario], "cells": cells, "runs": runs}
+
+
+def test_verdicts_come_from_the_medians():
+    results = _results({"threads": [90, 200], "asyncio": [95, 900], "peer:curl": [99, 5000]})
+    rows = report.summaries(results)
+    assert rows["latency/100/asyncio"]["rps"] == 900  # the median of 810, 900, 1080
+    assert (rows["latency/100/asyncio"]["rps_min"], rows["latency/100/asyncio"]["rps_max"]) == (
+        810,
+        1080,
+    )
+    low, high = report.verdicts(results, rows)
+    assert (low.winner, low.runner_up) == ("asyncio", "threads")  # peers are not contestants
+    assert high.winner == "asyncio" and high.over_runner_up == pytest.approx(4.5)
+    found = report.findings(results, rows)
+    assert "latency: threads falls below 50% of the ideal at concurrency 100" in " ".join(found)
+    assert "latency: asyncio falls below" not in " ".join(found)
