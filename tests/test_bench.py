@@ -9,11 +9,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
+import polyfetch
 from polyfetch.bench import peers, report
-from polyfetch.bench.run import Cell, run_cell, summarize
+from polyfetch.bench.run import Cell, Server, run_cell, start_server, stop, summarize
 from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
 from polyfetch.cli import main
 from tests.conftest import closed_port
@@ -58,7 +62,7 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         assert f"## {scenario.title}" in text
     assert "## When each model wins" in text
     assert text.count("| latency | concurrency ") == 2  # one verdict per quick latency point
-    for name in ("latency_rps", "latency_efficiency", "cpu_by_executor", "blocking_by_executor"):
+    for name in ("latency_rps", "latency_efficiency", "cpu_by_executor", "tls_by_scheme"):
         png = out / f"{name}.png"
         assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 10_000
         assert f"]({name}.png)" in text
@@ -66,23 +70,34 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
     assert "wins with" in proc.stdout
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The benchmark's own server, with the HTTPS listener and CA it makes for the tls scenario."""
+    started = start_server(str(tmp_path_factory.mktemp("bench-tls")))
+    try:
+        yield started
+    finally:
+        stop(started.proc)
+
+
 def _point(path: str, n: int = 20, **kw: object) -> Point:
     return Point("test", 4, n, 4, path, **kw)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("peer", peers.available())
-def test_every_peer_fetches_every_url_and_reports_errors(servers, peer):
-    ok = run_cell(Cell(_point("/bytes/100?i={i}"), f"peer:{peer}"), servers.http)
+def test_every_peer_fetches_every_url_and_reports_errors(server, peer):
+    ok = run_cell(Cell(_point("/bytes/100?i={i}"), f"peer:{peer}"), server)
     assert "failed" not in ok, ok
     assert ok["ok"] == ok["answered"] == 20 and ok["errors"] == {}
     refused = run_cell(
-        Cell(_point("/?i={i}", n=3), f"peer:{peer}"), f"http://127.0.0.1:{closed_port()}"
+        Cell(_point("/?i={i}", n=3), f"peer:{peer}"),
+        replace(server, http=f"http://127.0.0.1:{closed_port()}"),
     )
     assert refused["answered"] == 3 and refused["ok"] == 0, refused
     assert sum(refused["errors"].values()) == 3
 
 
-def test_blocking_call_runs_inside_the_item(servers):
+def test_blocking_call_runs_inside_the_item(server):
     point = _point(
         "/bytes/10?sdk_ms=30&i={i}",
         n=8,
@@ -91,15 +106,22 @@ def test_blocking_call_runs_inside_the_item(servers):
         executor="thread",
         workers=4,
     )
-    servers.reset_stats()
-    record = run_cell(Cell(point, "threads"), servers.http)
+    urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
+    record = run_cell(Cell(point, "threads"), server)
     assert record["ok"] == 8 and record["errors"] == {}
-    counts = servers.stats()
+    with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
+        counts = json.load(resp)
     assert counts["_total"]["requests"] == 16  # 8 fetches, 8 SDK calls
 
 
-def test_a_run_that_crashes_is_a_failed_record_not_a_crash(servers):
-    record = run_cell(Cell(_point("/bytes/1?i={i}"), "peer:no-such-peer"), servers.http)
+@pytest.mark.parametrize("client", polyfetch.available_backends())
+def test_tls_points_trust_the_ca_made_for_the_run(server, client):
+    record = run_cell(Cell(_point("/bytes/100?i={i}", tls=True), client), server)
+    assert record["ok"] == 20 and record["errors"] == {}, record
+
+
+def test_a_run_that_crashes_is_a_failed_record_not_a_crash(server):
+    record = run_cell(Cell(_point("/bytes/1?i={i}"), "peer:no-such-peer"), server)
     assert "KeyError" in record["failed"]
     assert summarize([record]) == {"failed": record["failed"]}
 

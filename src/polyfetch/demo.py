@@ -16,8 +16,6 @@ from polyfetch.bench import command, report
 from polyfetch.bench.run import Cell, run_rounds, start_server, stop
 from polyfetch.bench.scenarios import Point, Scenario
 
-__all__ = ["main", "start_server", "stop"]
-
 
 def _path(args: argparse.Namespace) -> str:
     if args.page == "html":
@@ -64,11 +62,11 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     runnable = [b for b in names if not backends.missing(b)]
     scenario = _scenario(args, executors)
     cells = [Cell(point, b) for point in scenario.points for b in runnable]
-    server, base = start_server()
+    server = start_server()
     try:
-        runs = run_rounds(cells, base, server.pid, args.repeat, lambda cell, record: None)
+        runs = run_rounds(cells, server, args.repeat, lambda cell, record: None)
     finally:
-        stop(server)
+        stop(server.proc)
     results: dict[str, Any] = {
         "args": vars(args),
         "scenarios": [command.scenario_record(scenario)],

@@ -10,6 +10,7 @@ import os
 import platform
 import shlex
 import subprocess
+import tempfile
 from dataclasses import asdict
 from importlib import metadata
 from typing import Any, TextIO
@@ -102,12 +103,13 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         "scenarios": [scenario_record(s) for s in plan],
         "cells": [{"point": c.point.key, "client": c.client} for c in cells],
     }
-    server, base = start_server()
-    try:
-        with _Display(err, len(cells) * repeat) as display:
-            results["runs"] = run_rounds(cells, base, server.pid, repeat, display.done)
-    finally:
-        stop(server)
+    with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tls_dir:
+        server = start_server(tls_dir if any(c.point.tls for c in cells) else None)
+        try:
+            with _Display(err, len(cells) * repeat) as display:
+                results["runs"] = run_rounds(cells, server, repeat, display.done)
+        finally:
+            stop(server.proc)
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     written = plots.write(results, args.out)
@@ -141,7 +143,9 @@ def print_tables(results: dict[str, Any], out: TextIO) -> None:
             table.add_row(*cells)
         console.print(table)
     for verdict in report.verdicts(results, rows):
-        console.print(f"{verdict.scenario}, {verdict.contest}: {verdict.sentence(md=False)}")
+        console.print(
+            f"{verdict.scenario}, {verdict.contest}: {verdict.sentence(md=False)}", highlight=False
+        )
 
 
 class _Display:

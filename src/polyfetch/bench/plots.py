@@ -24,32 +24,36 @@ def _pyplot() -> Any:
 def write(results: dict[str, Any], out_dir: str) -> list[str]:
     """Write every plot the run has data for; return their file names (relative to out_dir)."""
     rows = summaries(results)
-    names = {s["name"]: s for s in results["scenarios"]}
     clients: dict[str, list[str]] = {c["point"]: [] for c in results["cells"]}
     for c in results["cells"]:
         clients[c["point"]].append(c["client"])
     written = []
-    if "latency" in names:
-        written += _latency(names["latency"], clients, rows, out_dir)
-    for name in ("cpu", "blocking"):
-        if name in names:
-            written.append(_by_executor(names[name], clients, rows, out_dir))
-    for name in ("throughput", "large"):
-        if name in names:
-            written.append(_cost(names[name], clients, rows, out_dir))
+    for scenario in results["scenarios"]:
+        if scenario["axis"] != "concurrency":
+            written.append(_grouped(scenario, clients, rows, out_dir))
+        elif len(scenario["points"]) == 1:
+            written.append(_cost(scenario, clients, rows, out_dir))
+        else:
+            written += _series(scenario, clients, rows, out_dir)
     return written
 
 
-def _latency(
+def _series(
     scenario: dict[str, Any], clients: dict[str, list[str]], rows: dict[str, Any], out_dir: str
 ) -> list[str]:
     plt = _pyplot()
     points = scenario["points"]
     files = []
     for metric, ylabel, fname in (
-        ("rps", "requests/s (median, min-max)", "latency_rps.png"),
-        ("efficiency", "efficiency = ideal makespan / wall time", "latency_efficiency.png"),
+        ("rps", "requests/s (median, min-max)", f"{scenario['name']}_rps.png"),
+        (
+            "efficiency",
+            "efficiency = ideal makespan / wall time",
+            f"{scenario['name']}_efficiency.png",
+        ),
     ):
+        if metric == "efficiency" and not points[0]["latency_ms"]:
+            continue
         fig, ax = plt.subplots(figsize=(7, 4.5))
         for client in clients[points[0]["key"]]:
             xs, ys, lo, hi = [], [], [], []
@@ -83,7 +87,7 @@ def _latency(
     return files
 
 
-def _by_executor(
+def _grouped(
     scenario: dict[str, Any], clients: dict[str, list[str]], rows: dict[str, Any], out_dir: str
 ) -> str:
     plt = _pyplot()
@@ -104,10 +108,10 @@ def _by_executor(
     ax.set_xticks(range(len(backends)), backends)
     ax.set_ylabel(f"{scenario['unit']} (median, min-max)")
     ax.set_title(scenario["title"], fontsize=10)
-    ax.legend(title="executor", loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(title=scenario["axis"], loc="center left", bbox_to_anchor=(1.0, 0.5))
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    fname = f"{scenario['name']}_by_executor.png"
+    fname = f"{scenario['name']}_by_{scenario['axis']}.png"
     fig.savefig(os.path.join(out_dir, fname), dpi=110)
     plt.close(fig)
     return fname

@@ -3,8 +3,9 @@
 Each run gets its own process so that gevent's patching, warm caches and
 leftover threads never leak from one measurement into the next; the runner
 starts gevent runs through ``python -m gevent.monkey`` so that the patch comes
-first. SPEC is JSON: ``{"client": ..., "point": {...}, "base": ...}`` where the
-client is a backend name or ``peer:NAME``. Prints one JSON line of figures.
+first. SPEC is JSON: ``{"client": ..., "point": {...}, "base": ..., "ca": ...}``
+where the client is a backend name or ``peer:NAME`` and ``ca`` the CA file of a
+TLS point. Prints one JSON line of figures.
 CPU time and peak RSS count this process and its reaped children (the
 processing workers, or curl), which all finish before the figures are taken.
 """
@@ -30,7 +31,7 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _fetch(backend: str, point: Point, urls: list[str]) -> list[tuple[float, str]]:
+def _fetch(backend: str, point: Point, urls: list[str], ca: str | None) -> list[tuple[float, str]]:
     """(seconds, outcome) per URL through polyfetch's `Fetcher`."""
     from polyfetch import BackendName, Fetcher
 
@@ -44,6 +45,7 @@ def _fetch(backend: str, point: Point, urls: list[str]) -> list[tuple[float, str
         per_host=point.concurrency,
         timeout=120,
         keep_body=bool(point.process),
+        ca_bundle=ca,
         **options,
     ) as fetcher:
         for result in fetcher.map(urls):
@@ -57,7 +59,7 @@ def _fetch(backend: str, point: Point, urls: list[str]) -> list[tuple[float, str
     return out
 
 
-def measure(client: str, point: Point, base: str) -> dict[str, Any]:
+def measure(client: str, point: Point, base: str, ca: str | None = None) -> dict[str, Any]:
     """Run ``point`` with ``client``; wall and CPU time, latency percentiles, RSS, outcomes."""
     urls = point.urls(base)
     wall0, cpu0 = time.perf_counter(), _cpu()
@@ -66,7 +68,7 @@ def measure(client: str, point: Point, base: str) -> dict[str, Any]:
 
         outcomes = peers.run(client[5:], urls, point.concurrency)
     else:
-        outcomes = _fetch(client, point, urls)
+        outcomes = _fetch(client, point, urls, ca)
     wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
     return figures(client, point, outcomes, wall, cpu)
 
@@ -105,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the SPEC given as the only argument; print one JSON line."""
     spec = json.loads((argv if argv is not None else sys.argv[1:])[0])
     point = Point(**spec["point"])
-    print(json.dumps(measure(spec["client"], point, spec["base"])), flush=True)
+    print(json.dumps(measure(spec["client"], point, spec["base"], spec.get("ca"))), flush=True)
     return 0
 
 

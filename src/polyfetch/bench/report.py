@@ -63,7 +63,7 @@ def _contests(results: dict[str, Any], scenario: dict[str, Any]) -> list[tuple[s
     if scenario["axis"] == "executor":
         keys = [f"{p['key']}/{b}" for p in points for b in backends]
         return [("every backend with every executor", keys)]
-    return [(f"concurrency {p['x']}", [f"{p['key']}/{b}" for b in backends]) for p in points]
+    return [(f"{scenario['axis']} {p['x']}", [f"{p['key']}/{b}" for b in backends]) for p in points]
 
 
 def verdicts(results: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[Verdict]:
@@ -132,8 +132,8 @@ def findings(results: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[s
             figures = [(p, rows.get(f"{p['key']}/{client}", {})) for p in points]
             if scenario["axis"] == "concurrency" and len(points) > 1:
                 out += _scaling(scenario["name"], client, figures)
-            if scenario["axis"] == "executor":
-                out += _executors(scenario["name"], client, figures)
+            elif len(points) > 1:
+                out += _against_first(scenario["name"], client, figures)
     return out + layer_costs(results, rows)
 
 
@@ -154,16 +154,21 @@ def _scaling(
     return [f"{name}: {client} {verdict} ({trail})."]
 
 
-def _executors(
+def _against_first(
     name: str, client: str, figures: list[tuple[dict[str, Any], dict[str, Any]]]
 ) -> list[str]:
-    """Each executor against inline; for waits (latency), how many ran at once on average."""
+    """Each point against the first (inline, http); for waits, how many ran at once."""
     out = []
-    rate = {p["x"]: r["rps"] for p, r in figures if "rps" in r}
-    if rate.get("inline"):
-        others = [f"{x} {v / rate['inline']:.2f}x" for x, v in rate.items() if x != "inline"]
+    (first, base), *rest = figures
+    if "rps" in base:
+        others = [
+            f"{p['x']} {r['rps'] / base['rps']:.2f}x the rate, "
+            f"{r['cpu_us_per_request'] - base['cpu_us_per_request']:+,.0f} µs CPU per item"
+            for p, r in rest
+            if "rps" in r
+        ]
         if others:
-            out.append(f"{name}: on {client}, against inline: " + ", ".join(others) + ".")
+            out.append(f"{name}: on {client}, against {first['x']}: " + "; ".join(others) + ".")
     for p, r in figures:
         if p["latency_ms"] and "wall_s" in r:
             calls = p["requests"] * p["latency_ms"] / 1000 / r["wall_s"]

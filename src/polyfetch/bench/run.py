@@ -45,20 +45,48 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    """The built-in test server in its own process group; returns it and its base URL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "polyfetch.server", "--port", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+@dataclass(frozen=True)
+class Server:
+    """The built-in server's process, its base URLs and, with TLS, the CA file to trust."""
+
+    proc: subprocess.Popen[str]
+    http: str
+    https: str | None = None
+    ca: str | None = None
+
+    def base(self, point: Point) -> str:
+        if point.tls:
+            if self.https is None:
+                raise ValueError(f"{point.key} needs the server started with TLS")
+            return self.https
+        return self.http
+
+
+def start_server(tls_dir: str | None = None) -> Server:
+    """The built-in test server in its own process group; with ``tls_dir``, HTTPS too.
+
+    The certificate (for 127.0.0.1 and localhost) and its CA are made there with
+    trustme, for this run only.
+    """
+    cmd = [sys.executable, "-m", "polyfetch.server", "--port", "0"]
+    ca = None
+    if tls_dir is not None:
+        import trustme
+
+        authority = trustme.CA()
+        cert = authority.issue_cert("127.0.0.1", "localhost")
+        ca, pem = os.path.join(tls_dir, "ca.pem"), os.path.join(tls_dir, "server.pem")
+        authority.cert_pem.write_to_path(ca)
+        cert.private_key_and_cert_chain_pem.write_to_path(pem)
+        cmd += ["--https-port", "0", "--certfile", pem, "--keyfile", pem]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
     assert proc.stdout is not None
     line = proc.stdout.readline()
     if " on " not in line:
         stop(proc)
         raise RuntimeError(f"the test server did not start: {line!r}")
-    return proc, line.split(" on ", 1)[1].split()[0]
+    urls = line.split(" on ", 1)[1].split()
+    return Server(proc, urls[0], urls[1] if len(urls) > 1 else None, ca)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
@@ -75,20 +103,27 @@ def stop(proc: subprocess.Popen[str]) -> None:
         proc.wait()
 
 
-def command(cell: Cell, base: str) -> list[str]:
+def command(cell: Cell, server: Server) -> list[str]:
     """The probe's command line; gevent runs are patched by ``gevent.monkey`` before anything."""
-    spec = json.dumps({"client": cell.client, "point": asdict(cell.point), "base": base})
+    spec = json.dumps(
+        {
+            "client": cell.client,
+            "point": asdict(cell.point),
+            "base": server.base(cell.point),
+            "ca": server.ca if cell.point.tls else None,
+        }
+    )
     name = cell.client.removeprefix("peer:")
     patched = cell.client == "gevent" or name in peers.GEVENT_PATCHED
     runner = ["-m", "gevent.monkey", "--module"] if patched else ["-m"]
     return [sys.executable, *runner, "polyfetch.bench.probe", spec]
 
 
-def run_cell(cell: Cell, base: str, server_pid: int | None = None) -> dict[str, Any]:
+def run_cell(cell: Cell, server: Server) -> dict[str, Any]:
     """One measured run in a fresh process; a run that fails is a record with ``failed``."""
-    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = cpu_seconds(server.proc.pid)
     proc = subprocess.Popen(
-        command(cell, base),
+        command(cell, server),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -109,14 +144,13 @@ def run_cell(cell: Cell, base: str, server_pid: int | None = None) -> dict[str, 
         record: dict[str, Any] = {"client": cell.client, "point": cell.point.key, "failed": tail[0]}
     else:
         record = json.loads(lines[-1])
-    record["server_cpu_s"] = cpu_seconds(server_pid) - cpu0 if server_pid else None
+    record["server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu0
     return record
 
 
 def run_rounds(
     cells: list[Cell],
-    base: str,
-    server_pid: int | None,
+    server: Server,
     repeat: int,
     done: Callable[[Cell, dict[str, Any]], None],
 ) -> dict[str, list[dict[str, Any]]]:
@@ -124,7 +158,7 @@ def run_rounds(
     runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
     for _ in range(repeat):
         for cell in cells:
-            record = run_cell(cell, base, server_pid)
+            record = run_cell(cell, server)
             runs[cell.key].append(record)
             done(cell, record)
     return runs

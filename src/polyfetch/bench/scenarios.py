@@ -29,6 +29,7 @@ class Point:
     executor: str | None = None
     workers: int | None = None
     peers: bool = False  # whether the raw libraries run here too
+    tls: bool = False  # over HTTPS, trusting a CA made for the run
 
     def urls(self, base: str) -> list[str]:
         """The point's URL list on the server at ``base``."""
@@ -153,12 +154,26 @@ def _blocking(quick: bool) -> Scenario:
     )
 
 
+def _tls(quick: bool) -> Scenario:
+    n = 300 if quick else 3000
+    plain = Point("tls", "http", n, 100, "/bytes/100?i={i}")
+    return Scenario(
+        "tls",
+        "TLS: the same 100-byte GETs over http and https (keep-alive), concurrency 100",
+        "What does TLS cost each stack per request?",
+        "scheme",
+        "req/s",
+        (plain, replace(plain, x="https", tls=True)),
+    )
+
+
 BUILDERS = {
     "latency": _latency,
     "throughput": _throughput,
     "large": _large,
     "cpu": _cpu,
     "blocking": _blocking,
+    "tls": _tls,
 }
 
 
