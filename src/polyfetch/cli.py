@@ -19,6 +19,8 @@ from polyfetch.backends import NAMES
 
 
 def _patch_gevent_if_asked(argv: Sequence[str]) -> None:
+    if any(a == "--cluster" or a.startswith("--cluster=") for a in argv):
+        return  # gevent runs in the shards' own processes; the Dask client stays unpatched
     for i, arg in enumerate(argv):
         if arg == "--backend=gevent" or (arg == "--backend" and argv[i + 1 : i + 2] == ["gevent"]):
             from gevent import monkey

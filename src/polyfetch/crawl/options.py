@@ -11,6 +11,7 @@ import argparse
 import re
 
 from polyfetch.backends import NAMES
+from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
 from polyfetch.settings import Settings
 
 #: The default backend, chosen by measurement (see `BACKEND_HELP` and ``polyfetch demo``).
@@ -57,9 +58,17 @@ run the same command again with --resume (which needs -o FILE) to finish exactly
 those URLs and the unread rest. A second Ctrl+C exits at once; the output stays
 valid (whole records only).
 
+--cluster: the same crawl on a Dask cluster. The input is cut into shards
+(--shard-size) as it is read; each runs on a worker in a fresh process and its
+records are written, as above, when the whole shard is done. A worker killed
+mid-shard has its shard rerun by Dask and no URL gets two records; Ctrl+C and
+--resume work as above (shards that do not finish within --grace are
+cancelled and left to --resume).
+
 exit status: 0 every URL read got a record (whatever its outcome); 1 with
---fail-on-error when a record has an error or a status >= 400; 2 usage errors
-(bad option, unreadable input, unusable output); 130 interrupted.
+--fail-on-error when a record has an error or a status >= 400, or when a shard
+failed on the cluster; 2 usage errors (bad option, unreadable input, unusable
+output, unreachable cluster); 130 interrupted.
 """
 
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
@@ -219,3 +228,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "processed field",
     )
     proc.add_argument("--workers", type=int, help="processes for --process (default: CPU count)")
+
+    clu = p.add_argument_group("cluster (Dask; pip install 'polyfetch[cluster]')")
+    clu.add_argument(
+        "--cluster",
+        metavar="tcp://HOST:PORT|local:N",
+        help="crawl on a Dask cluster: the address of a running scheduler, or local:N for N "
+        "worker processes started for this run. Every other option keeps its meaning: "
+        "--per-host and --rate are divided among the shards in flight, -c and --workers "
+        "apply to each shard",
+    )
+    clu.add_argument(
+        "--shard-size",
+        type=int,
+        metavar="N",
+        help=f"URLs per shard: the unit a worker runs in a fresh process, reruns after a "
+        f"crash and sends back (default: {DEFAULT_SHARD_SIZE})",
+    )
+    clu.add_argument(
+        "--shards-in-flight",
+        type=int,
+        metavar="N",
+        help="shards submitted at once (default: the cluster's worker threads, at most --per-host)",
+    )

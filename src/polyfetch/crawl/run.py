@@ -6,6 +6,12 @@ fetch loop runs in the main thread (gevent and the greenlet hub need it there);
 taken from the input but without a record yet are kept in ``pending`` (index ->
 line), bounded by the fetcher's window; after an interruption they are the
 requests that were cancelled, and ``--resume`` finishes them.
+
+With ``--cluster`` the one difference is the fetcher: a
+`polyfetch.distributed.ClusterFetcher`, whose ``map()`` has the same shape
+(lazy, bounded, results by input index), so input, dedup, resume, records,
+progress, Ctrl+C and exit statuses are this same code. Its window is
+``shards in flight * shard size`` items, and results arrive a shard at a time.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import contextlib
 import os
 import time
 from collections.abc import Iterator
-from typing import IO, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from polyfetch import Fetcher
 from polyfetch.crawl.inputs import (
@@ -39,8 +45,12 @@ from polyfetch.crawl.progress import NullProgress, RichProgress, Stats, summary
 from polyfetch.crawl.savedir import SaveDir
 from polyfetch.crawl.seen import FingerprintSet, LineSet
 from polyfetch.crawl.signals import EXIT_INTERRUPTED, GraceOver, Interrupter, exit_now
+from polyfetch.distributed.errors import ShardFailed
 from polyfetch.errors import BackendError, ConfigError
 from polyfetch.result import Result
+
+if TYPE_CHECKING:
+    from polyfetch.distributed import ClusterFetcher
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "polyfetch crawl"
@@ -90,7 +100,7 @@ class Crawl:
         self._done_lines: LineSet | None = None
         self._savedir: SaveDir | None = None
         self._writer: JsonlWriter | CsvWriter | None = None
-        self._fetcher: Fetcher | None = None
+        self._fetcher: Fetcher | ClusterFetcher | None = None
         self._finished = False
         self._to_stdout = not args.output or args.output == "-"
 
@@ -107,7 +117,7 @@ class Crawl:
             raise UsageError(f"cannot read --cacert {a.cacert}")
         self._input = self._open_input()
         try:  # before the output is touched: a mistyped option must not truncate it
-            self._fetcher = Fetcher(a.backend, **self._fetcher_options())
+            self._fetcher = self._make_fetcher()
         except (ConfigError, BackendError) as exc:
             raise UsageError(str(exc)) from None
         if a.save_dir is not None:
@@ -181,6 +191,34 @@ class Crawl:
         self._closing.append(f)
         return f
 
+    def _make_fetcher(self) -> Fetcher | ClusterFetcher:
+        """A `Fetcher`, or with --cluster a `ClusterFetcher` (connected: an unreachable
+        scheduler is a usage error, found before the output is opened)."""
+        a = self.args
+        if a.cluster is None:
+            if a.shard_size is not None or a.shards_in_flight is not None:
+                raise UsageError("--shard-size and --shards-in-flight need --cluster")
+            return Fetcher(a.backend, **self._fetcher_options())
+        from polyfetch.distributed import ClusterFetcher
+
+        fetcher = ClusterFetcher(
+            a.cluster,
+            a.backend,
+            shard_size=a.shard_size,
+            shards=a.shards_in_flight,
+            bodies=a.save_dir is not None,  # processing happens on the workers
+            **self._fetcher_options(),
+        )
+        self._closing.append(fetcher)
+        if not a.quiet:
+            lim = fetcher.limits
+            rate = f", --rate {lim.rate:g}/s" if lim.rate is not None else ""
+            self.stderr.write(
+                f"{PROG}: on the Dask cluster {fetcher.address}: shards of {fetcher.shard_size} "
+                f"URLs, {lim.shards} in flight, each with --per-host {lim.per_host}{rate}\n"
+            )
+        return fetcher
+
     def _fetcher_options(self) -> dict[str, Any]:
         a = self.args
         given = {
@@ -232,6 +270,8 @@ class Crawl:
                     except OutputFailed as exc:
                         failure = f"cannot write records: {exc.__cause__}"
                         self._silence_stdout(exc.__cause__)
+                    except ShardFailed as exc:
+                        failure = f"{exc}; the records written are whole: --resume finishes"
                     except OSError as exc:  # reading the input
                         failure = f"cannot read the input: {exc.strerror or exc}"
                     finally:

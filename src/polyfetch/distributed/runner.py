@@ -1,0 +1,83 @@
+"""One shard in a fresh interpreter: ``python -m polyfetch.distributed.runner BACKEND IN OUT``.
+
+Started by `polyfetch.distributed.shard.run_shard` on a Dask worker, in a
+session of its own. It patches gevent first thing when the backend is gevent
+(this module and the packages above it import nothing gevent must patch),
+reads the pickled `Shard` from IN, runs it with an ordinary `Fetcher` -
+post-processing in the fetcher's own process pool, on this machine's cores -
+and writes the pickled list of results to OUT (renamed into place, so OUT is
+whole or absent). Exit status 0, or 2 when the fetcher refuses the options.
+
+It dies with its worker: a real OS thread (not a greenlet, under gevent)
+blocks reading stdin, a pipe only the worker holds open; at EOF - the worker
+exited or was killed - it SIGKILLs the runner's whole process group, the
+post-processing pool included, so a killed worker leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+
+def main(argv: list[str]) -> int:
+    """Run the shard in ``argv`` = [BACKEND, IN, OUT]; the exit status."""
+    if len(argv) != 3:
+        sys.stderr.write("usage: python -m polyfetch.distributed.runner BACKEND IN OUT\n")
+        return 2
+    backend, source, target = argv
+    if backend == "gevent":
+        from gevent import monkey
+
+        monkey.patch_all()
+    _die_with_parent()
+    return _run(source, target)
+
+
+def _die_with_parent() -> None:
+    if "gevent.monkey" in sys.modules:
+        from gevent.monkey import get_original
+
+        start_thread = get_original("_thread", "start_new_thread")
+    else:
+        from _thread import start_new_thread as start_thread
+    start_thread(_watch_stdin, ())
+
+
+def _watch_stdin() -> None:
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    os.killpg(os.getpgrp(), signal.SIGKILL)
+
+
+def _run(source: str, target: str) -> int:
+    import pickle
+    from dataclasses import replace
+
+    from polyfetch import Fetcher
+    from polyfetch.distributed.shard import Shard
+    from polyfetch.errors import BackendError, ConfigError
+
+    with open(source, "rb") as f:
+        shard: Shard = pickle.load(f)
+    results = []
+    try:
+        with Fetcher(shard.backend, **shard.options) as fetcher:  # type: ignore[arg-type]
+            for r in fetcher.map(shard.items):
+                body = r.body if shard.bodies else None
+                results.append(replace(r, index=shard.start + r.index, body=body))
+    except (ConfigError, BackendError) as exc:
+        sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
+        return 2
+    with open(target + ".part", "wb") as f:
+        pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(target + ".part", target)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
