@@ -5,7 +5,9 @@ to the same concurrency, so that ``polyfetch backend / raw library`` is the cost
 of our layer: ``urllib3-threads`` is what the threads backend stands on,
 ``urllib3-gevent`` the gevent backend, ``aiohttp`` the asyncio backend (with
 uvloop when installed, as the backend uses it). The greenlet backend has no raw
-peer: its hub is our own. A peer returns one (seconds, outcome) pair per URL;
+peer: its hub is our own. A peer returns one (seconds, outcome) pair per URL,
+timed around its request (the backends are timed from the moment the URL is
+taken from the input, which adds any queueing in the client);
 the outcome is the status as text or the exception's class name. grequests is
 left out: it is requests on gevent (both measured here) and patches at import.
 """
