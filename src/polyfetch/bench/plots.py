@@ -77,13 +77,8 @@ def _series(
             ax.set_ylim(0, 1.05)
         ax.set_xlabel("concurrency (log)")
         ax.set_ylabel(ylabel)
-        ax.set_title(scenario["title"], fontsize=10)
-        ax.grid(True, which="both", alpha=0.3)
         ax.legend()
-        fig.tight_layout()
-        fig.savefig(os.path.join(out_dir, fname), dpi=110)
-        plt.close(fig)
-        files.append(fname)
+        files.append(_save(plt, fig, ax, scenario, os.path.join(out_dir, fname), "both"))
     return files
 
 
@@ -107,14 +102,9 @@ def _grouped(
         ax.bar(xs, ys, width, yerr=err, capsize=3, label=str(p["x"]))
     ax.set_xticks(range(len(backends)), backends)
     ax.set_ylabel(f"{scenario['unit']} (median, min-max)")
-    ax.set_title(scenario["title"], fontsize=10)
     ax.legend(title=scenario["axis"], loc="center left", bbox_to_anchor=(1.0, 0.5))
-    ax.grid(True, axis="y", alpha=0.3)
-    fig.tight_layout()
     fname = f"{scenario['name']}_by_{scenario['axis']}.png"
-    fig.savefig(os.path.join(out_dir, fname), dpi=110)
-    plt.close(fig)
-    return fname
+    return _save(plt, fig, ax, scenario, os.path.join(out_dir, fname), "y")
 
 
 def _cost(
@@ -135,11 +125,20 @@ def _cost(
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
     ax.invert_yaxis()
+    ax.margins(x=0.12)  # room for the value labels
     ax.set_xlabel("client CPU µs per request (median; grey: raw libraries and other clients)")
-    ax.set_title(scenario["title"], fontsize=10)
-    ax.grid(True, axis="x", alpha=0.3)
-    fig.tight_layout()
     fname = f"{scenario['name']}_cpu_per_request.png"
-    fig.savefig(os.path.join(out_dir, fname), dpi=110)
+    return _save(plt, fig, ax, scenario, os.path.join(out_dir, fname), "x")
+
+
+def _save(plt: Any, fig: Any, ax: Any, scenario: dict[str, Any], path: str, grid: str) -> str:
+    """Title, grid, layout, file; returns the file's name."""
+    ax.set_title(scenario["title"], fontsize=10)
+    if grid == "both":
+        ax.grid(True, which="both", alpha=0.3)
+    else:
+        ax.grid(True, axis=grid, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
     plt.close(fig)
-    return fname
+    return os.path.basename(path)

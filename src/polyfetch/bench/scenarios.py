@@ -88,29 +88,27 @@ def _latency(quick: bool) -> Scenario:
     )
 
 
+def _one_point(name: str, title: str, question: str, point: Point) -> Scenario:
+    return Scenario(name, title, question, "concurrency", "req/s", (point,))
+
+
 def _throughput(quick: bool) -> Scenario:
     n = 500 if quick else 5000
-    point = Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True)
-    return Scenario(
+    return _one_point(
         "throughput",
         "Throughput-bound: 100-byte bodies, no delay, concurrency 100",
         "What does one request cost each stack in CPU?",
-        "concurrency",
-        "req/s",
-        (point,),
+        Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True),
     )
 
 
 def _large(quick: bool) -> Scenario:
     n = 20 if quick else 200
-    point = Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True)
-    return Scenario(
+    return _one_point(
         "large",
         "Large bodies: 1 MiB each, concurrency 10",
         "What do copying and buffering cost?",
-        "concurrency",
-        "req/s",
-        (point,),
+        Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True),
     )
 
 
