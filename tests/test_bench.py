@@ -6,9 +6,13 @@ given, and left well-formed results, report and plots behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import replace
@@ -78,6 +82,59 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield started
     finally:
         stop(started.proc)
+
+
+def _probes() -> list[int]:
+    """Pids of benchmark probes alive now."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
+            if b"polyfetch.bench.probe" in f.read():
+                found.append(int(pid))
+    return found
+
+
+def test_ctrl_c_keeps_what_was_measured_and_leaves_no_probe(tmp_path):
+    out = tmp_path / "bench"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "polyfetch",
+            "bench",
+            "--quick",
+            "--peers",
+            "none",
+            "--scenarios",
+            "throughput,latency",
+            "--out",
+            str(out),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        first = proc.stderr.readline()  # "[1/N] ..." once the first run has ended
+        assert first.startswith("[1/"), first
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl+C does
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    results = json.loads((out / "results.json").read_text())
+    assert results["interrupted"] is True
+    done = [r for records in results["runs"].values() for r in records if "failed" not in r]
+    assert 1 <= len(done) < len(results["cells"])
+    assert "**Interrupted: partial results.**" in (out / "report.md").read_text()
+    deadline = time.monotonic() + 10
+    while _probes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _probes() == []
 
 
 def _point(path: str, n: int = 20, **kw: object) -> Point:

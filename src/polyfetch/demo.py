@@ -64,7 +64,9 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     cells = [Cell(point, b) for point in scenario.points for b in runnable]
     server = start_server()
     try:
-        runs = run_rounds(cells, server, args.repeat, lambda cell, record: None)
+        runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
+        for cell, record in run_rounds(cells, server, args.repeat):
+            runs[cell.key].append(record)
     finally:
         stop(server.proc)
     results: dict[str, Any] = {

@@ -79,7 +79,11 @@ def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] 
 
 
 def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) -> int:
-    """Run the benchmark; exit 0 when every run succeeded, 1 otherwise, 2 for bad options."""
+    """Run the benchmark; exit 0 when every run succeeded, 1 otherwise, 2 for bad options.
+
+    Ctrl+C stops it (the run in progress is killed with its process group) and the
+    files are written with what was measured, marked ``interrupted``; exit 130.
+    """
     chosen = _choose(args)
     if isinstance(chosen, str):
         err.write(f"polyfetch bench: {chosen}\n")
@@ -103,13 +107,21 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         "scenarios": [scenario_record(s) for s in plan],
         "cells": [{"point": c.point.key, "client": c.client} for c in cells],
     }
-    with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tls_dir:
-        server = start_server(tls_dir if any(c.point.tls for c in cells) else None)
-        try:
-            with _Display(err, len(cells) * repeat) as display:
-                results["runs"] = run_rounds(cells, server, repeat, display.done)
-        finally:
-            stop(server.proc)
+    runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
+    results["runs"] = runs  # filled as runs end
+    try:
+        with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tls_dir:
+            server = start_server(tls_dir if any(c.point.tls for c in cells) else None)
+            try:
+                with _Display(err, len(cells) * repeat) as display:
+                    for cell, record in run_rounds(cells, server, repeat):
+                        runs[cell.key].append(record)
+                        display.done(cell, record)
+            finally:
+                stop(server.proc)
+    except KeyboardInterrupt:  # keep what was measured: the report says it is partial
+        results["interrupted"] = True
+        err.write("polyfetch bench: interrupted; writing what was measured\n")
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
     written = plots.write(results, args.out)
@@ -117,7 +129,9 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         f.write(report.markdown(results, written))
     print_tables(results, out)
     out.write(f"results.json, report.md and {len(written)} plots written to {args.out}/\n")
-    failed = any("failed" in r for records in results["runs"].values() for r in records)
+    if results.get("interrupted"):
+        return 130
+    failed = any("failed" in r for records in runs.values() for r in records)
     return 1 if failed else 0
 
 

@@ -264,7 +264,8 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         "# polyfetch bench report",
         "",
         f"Command: `{results['command']}`  ",
-        f"Started {results['started']}; {results['repeat']} interleaved run(s) per cell, "
+        ("**Interrupted: partial results.**  " if results.get("interrupted") else "")
+        + f"Started {results['started']}; {results['repeat']} interleaved run(s) per cell, "
         "each in a fresh process; figures are medians (rate: median, min-max).  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, "
         f"{m['system']}; Python {m['python']}; "

@@ -15,7 +15,7 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -149,19 +149,12 @@ def run_cell(cell: Cell, server: Server) -> dict[str, Any]:
 
 
 def run_rounds(
-    cells: list[Cell],
-    server: Server,
-    repeat: int,
-    done: Callable[[Cell, dict[str, Any]], None],
-) -> dict[str, list[dict[str, Any]]]:
-    """``repeat`` interleaved rounds of every cell; ``done`` is told after each run."""
-    runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
+    cells: list[Cell], server: Server, repeat: int
+) -> Iterator[tuple[Cell, dict[str, Any]]]:
+    """``repeat`` interleaved rounds of every cell: each run's record as it ends."""
     for _ in range(repeat):
         for cell in cells:
-            record = run_cell(cell, server)
-            runs[cell.key].append(record)
-            done(cell, record)
-    return runs
+            yield cell, run_cell(cell, server)
 
 
 def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
