@@ -9,6 +9,7 @@ backend except gevent, or only gevent when this process is monkey patched.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +25,12 @@ from polyfetch import Fetcher, Result
 from polyfetch.bench.run import stop
 
 TESTS = Path(__file__).parent
+
+# A shell starts background jobs with SIGINT ignored, and children inherit SIG_IGN (Python
+# then installs no KeyboardInterrupt handler): the Ctrl+C tests need SIGINT to mean what it
+# means in a terminal, for this process and every process the tests start.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 GEVENT_PATCHED = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched(
     "socket"
 )
