@@ -183,6 +183,15 @@ def test_a_run_that_crashes_is_a_failed_record_not_a_crash(server):
     assert summarize([record]) == {"failed": record["failed"]}
 
 
+def test_a_probe_that_prints_no_figures_is_a_failed_record():
+    from polyfetch.bench.run import _record
+
+    assert _record(0, "warning: something\n", "")["failed"].startswith("not a figures line")
+    assert _record(0, "", "") == {"failed": "exit status 0"}
+    assert _record(1, "", "Traceback...\nKeyError: 'x'\n") == {"failed": "KeyError: 'x'"}
+    assert _record(0, '{"rps": 1.0}\n', "") == {"rps": 1.0}
+
+
 def test_bad_options_exit_2(capsys):
     assert main(["bench", "--scenarios", "nope"]) == 2
     assert main(["bench", "--backends", "fibers"]) == 2

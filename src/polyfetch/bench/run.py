@@ -138,14 +138,25 @@ def run_cell(cell: Cell, server: Server) -> dict[str, Any]:
     finally:
         with contextlib.suppress(ProcessLookupError):  # leftover workers of the run
             os.killpg(proc.pid, signal.SIGKILL)
-    lines = out.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        tail = (err or out).strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-        record: dict[str, Any] = {"client": cell.client, "point": cell.point.key, "failed": tail[0]}
-    else:
-        record = json.loads(lines[-1])
+    record = _record(proc.returncode, out, err)
+    if "failed" in record:
+        record.update(client=cell.client, point=cell.point.key)
     record["server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu0
     return record
+
+
+def _record(status: int | None, out: str, err: str) -> dict[str, Any]:
+    """The probe's JSON line, or a ``failed`` record saying why there is none."""
+    lines = out.strip().splitlines()
+    if status == 0 and lines:
+        try:
+            record = json.loads(lines[-1])
+        except ValueError:
+            return {"failed": f"not a figures line: {lines[-1][:200]!r}"}
+        if isinstance(record, dict):
+            return record
+    tail = (err or out).strip().splitlines()[-1:] or [f"exit status {status}"]
+    return {"failed": tail[0]}
 
 
 def run_rounds(
