@@ -81,10 +81,16 @@ class Fetcher:
     ...         print(result.url, result.status, result.error)
     """
 
-    def __init__(self, backend: BackendName = "threads", **options: Unpack[Options]) -> None:
+    def __init__(
+        self, backend: BackendName | type[Backend] = "threads", **options: Unpack[Options]
+    ) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
-        self.backend_name = backend
-        self._backend_cls = backends.load(backend)
+        if isinstance(backend, type):  # a backend class of one's own (see polyfetch.testing)
+            self._backend_cls: type[Backend] = backend
+            self.backend_name: str = getattr(backend, "name", backend.__name__)
+        else:
+            self._backend_cls = backends.load(backend)
+            self.backend_name = backend
         self._backend: Backend | None = None
         self._closed = False
 

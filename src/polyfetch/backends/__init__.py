@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+from typing import TYPE_CHECKING
 
 from polyfetch.errors import BackendError
+
+if TYPE_CHECKING:
+    from polyfetch.backends._base import Backend
 
 #: backend name -> (module, class, the packages it needs)
 REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -31,7 +35,7 @@ def available() -> list[str]:
     return [name for name in NAMES if not missing(name)]
 
 
-def load(name: str) -> type:
+def load(name: str) -> type[Backend]:
     """The backend class called ``name``; `BackendError` with an install hint if it can't be had."""
     if name not in REGISTRY:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
