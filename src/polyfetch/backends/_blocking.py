@@ -106,7 +106,8 @@ class BlockingClient:
         key = send.target.host_key
         sem = self._slots.get(key)
         try:
-            if not sem.acquire(timeout=max(0.0, send.deadline - time.monotonic())):
+            left = min(max(0.0, send.deadline - time.monotonic()), threading.TIMEOUT_MAX)
+            if not sem.acquire(timeout=left):
                 return total_timeout(send)
             try:
                 if cancelled is not None and cancelled():

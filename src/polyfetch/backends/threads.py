@@ -109,7 +109,7 @@ class Watchdog:
                     continue
                 left = self._heap[0].deadline - time.monotonic()
                 if left > 0:
-                    self._cond.wait(left)
+                    self._cond.wait(min(left, threading.TIMEOUT_MAX))  # timeout=inf: no deadline
                     continue
                 heapq.heappop(self._heap).kill()
 
