@@ -21,7 +21,7 @@ import pytest
 
 import polyfetch
 from polyfetch.bench import peers, report
-from polyfetch.bench.run import Cell, Server, run_cell, start_server, stop, summarize
+from polyfetch.bench.run import Cell, Server, command, run_cell, start_server, stop, summarize
 from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
 from polyfetch.cli import main
 from tests.conftest import closed_port
@@ -152,6 +152,35 @@ def test_every_peer_fetches_every_url_and_reports_errors(server, peer):
     )
     assert refused["answered"] == 3 and refused["ok"] == 0, refused
     assert sum(refused["errors"].values()) == 3
+
+
+def test_geventhttpclient_peer_is_bounded_patched_and_reads_large_bodies(server):
+    pytest.importorskip("geventhttpclient")
+    cell = Cell(_point("/delay/50?size=100&i={i}", n=12), "peer:geventhttpclient")
+    assert command(cell, server)[1:4] == ["-m", "gevent.monkey", "--module"]
+    urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
+    record = run_cell(cell, server)
+    assert record["ok"] == record["answered"] == 12 and record["errors"] == {}, record
+    with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
+        total = json.load(resp)["_total"]
+    # 50 ms responses keep every slot busy: a serial loop would peak at 1, an unbounded one at 12
+    assert total["requests"] == 12 and total["peak"] == 4, total
+    large = run_cell(Cell(_point("/bytes/1048576?i={i}", n=6), "peer:geventhttpclient"), server)
+    assert large["ok"] == 6 and large["errors"] == {}, large
+
+
+def test_greenlet_is_held_against_geventhttpclient_as_threads_against_urllib3():
+    cpu = {"threads": 400.0, "peer:urllib3-threads": 300.0, "greenlet": 250.0}
+    cpu["peer:geventhttpclient"] = 125.0
+    rows = {
+        f"throughput/100/{c}": {"cpu_us_per_request": v, "rps": 1e6 / v} for c, v in cpu.items()
+    }
+    results = {"scenarios": [{"points": [{"key": "throughput/100"}]}]}
+    threads, greenlet = report.layer_costs(results, rows)  # asyncio: no aiohttp row, no sentence
+    assert threads.startswith("throughput/100: threads vs urllib3-threads: threads spends 400 µs")
+    assert "raw urllib3-threads 300 (1.33x); req/s 0.75x raw." in threads
+    assert greenlet.startswith("throughput/100: greenlet vs geventhttpclient: greenlet spends 250")
+    assert "anchor geventhttpclient 125 (2.00x); req/s 0.50x anchor." in greenlet
 
 
 def test_blocking_call_runs_inside_the_item(server):

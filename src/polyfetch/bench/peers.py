@@ -4,12 +4,15 @@ Each peer is the plainest idiomatic loop its library's users would write, bounde
 to the same concurrency, so that ``polyfetch backend / raw library`` is the cost
 of our layer: ``urllib3-threads`` is what the threads backend stands on,
 ``urllib3-gevent`` the gevent backend, ``aiohttp`` the asyncio backend (with
-uvloop when installed, as the backend uses it). The greenlet backend has no raw
-peer: its hub is our own. A peer returns one (seconds, outcome) pair per URL,
-timed around its request (the backends are timed from the moment the URL is
-taken from the input, which adds any queueing in the client);
-the outcome is the status as text or the exception's class name. grequests is
-left out: it is requests on gevent (both measured here) and patches at import.
+uvloop when installed, as the backend uses it). The greenlet backend stands on
+no raw library (its hub is our own: greenlet + h11 over selectors), so its
+anchor is the nearest stack of the same kind, ``geventhttpclient`` (gevent's
+hub + the llhttp C parser): what a greenlet client can cost. A peer returns
+one (seconds, outcome) pair per URL, timed around its request (the backends
+are timed from the moment the URL is taken from the input, which adds any
+queueing in the client); the outcome is the status as text or the exception's
+class name. grequests is left out: it is requests on gevent (both measured
+here) and patches at import.
 """
 
 from __future__ import annotations
@@ -30,12 +33,20 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "aiohttp": ("aiohttp",),
     "httpx": ("httpx",),
     "requests-threads": ("requests",),
+    "geventhttpclient": ("geventhttpclient", "gevent"),
     "curl": (),
 }
-#: peers that run in a process gevent has patched first
-GEVENT_PATCHED = frozenset({"urllib3-gevent"})
-#: backend -> the raw library it is built on
-RAW_OF = {"threads": "urllib3-threads", "gevent": "urllib3-gevent", "asyncio": "aiohttp"}
+#: peers that run in a process gevent has patched first (as their users run them)
+GEVENT_PATCHED = frozenset({"urllib3-gevent", "geventhttpclient"})
+#: backend -> the raw library it is built on, or (see `ANCHORS`) the peer it is held against
+RAW_OF = {
+    "threads": "urllib3-threads",
+    "gevent": "urllib3-gevent",
+    "asyncio": "aiohttp",
+    "greenlet": "geventhttpclient",
+}
+#: backends whose `RAW_OF` peer is an anchor of the same kind, not the library under them
+ANCHORS = frozenset({"greenlet"})
 
 
 def available() -> list[str]:
@@ -100,6 +111,27 @@ def _requests_threads(urls: list[str], concurrency: int) -> Outcomes:
 
     with ThreadPoolExecutor(concurrency) as ex:
         return list(ex.map(lambda u: _timed(get, u), urls))
+
+
+def _geventhttpclient(urls: list[str], concurrency: int) -> Outcomes:
+    """One `HTTPClient` per host (from `HTTPClientPool`), each with ``concurrency`` sockets."""
+    import gevent.pool
+    from geventhttpclient import URL
+    from geventhttpclient.client import HTTPClientPool
+
+    # its default 5 s timeouts would fail runs a slow machine merely makes slow
+    clients = HTTPClientPool(concurrency=concurrency, connection_timeout=120, network_timeout=120)
+
+    def get(url: str) -> int:
+        parsed = URL(url)
+        with clients.get_client(parsed).get(parsed.request_uri) as resp:
+            resp.read()  # the whole body, as every other peer reads it
+            return resp.status_code
+
+    try:
+        return list(gevent.pool.Pool(concurrency).imap(lambda u: _timed(get, u), urls))
+    finally:
+        clients.close()
 
 
 async def _aio_workers(urls: list[str], concurrency: int, get: Any) -> Outcomes:
@@ -207,6 +239,7 @@ RUNNERS: dict[str, Callable[[list[str], int], Outcomes]] = {
     "aiohttp": _aiohttp,
     "httpx": _httpx,
     "requests-threads": _requests_threads,
+    "geventhttpclient": _geventhttpclient,
     "curl": _curl,
 }
 
