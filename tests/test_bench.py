@@ -183,6 +183,55 @@ def test_greenlet_is_held_against_geventhttpclient_as_threads_against_urllib3():
     assert "anchor geventhttpclient 125 (2.00x); req/s 0.50x anchor." in greenlet
 
 
+def _bench_with_broken(tmp_path, modules: tuple[str, ...], *options: str):
+    """``polyfetch bench`` where each of ``modules`` raises ImportError when imported."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    for module in modules:  # found first on the path, as a missing or broken install fails
+        (broken / f"{module}.py").write_text(f"raise ImportError('{module} broken for the test')\n")
+    path = os.pathsep.join(filter(None, [str(broken), os.environ.get("PYTHONPATH")]))
+    argv = ["--quick", "--scenarios", "throughput", "--backends", "asyncio", "--peers", "none"]
+    return subprocess.run(
+        [sys.executable, "-m", "polyfetch", "bench", *argv, *options, "--out", str(tmp_path / "b")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, PYTHONPATH=path),
+        start_new_session=True,
+    )
+
+
+@pytest.mark.parametrize("modules", [("matplotlib",), ("matplotlib", "trustme")])
+def test_without_matplotlib_the_runs_are_written_and_plots_skipped(tmp_path, modules):
+    proc = _bench_with_broken(tmp_path, modules)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    (skipped,) = [line for line in proc.stderr.splitlines() if "plots skipped" in line]
+    assert "matplotlib broken for the test" in skipped and "polyfetch[bench]" in skipped
+    out = tmp_path / "b"
+    (record,) = json.loads((out / "results.json").read_text())["runs"]["throughput/100/asyncio"]
+    assert record["ok"] == 500, record
+    text = (out / "report.md").read_text()
+    assert "## Throughput-bound" in text and "Skipped: matplotlib cannot be imported" in text
+    assert list(out.glob("*.png")) == []
+
+
+@pytest.mark.parametrize(
+    ("module", "options", "hint"),
+    [
+        ("trustme", ("--scenarios", "throughput,tls"), "polyfetch[bench]"),
+        ("httpx", ("--peers", "aiohttp,httpx"), "polyfetch[peers]"),
+    ],
+)
+def test_a_missing_package_stops_the_bench_before_the_first_run(tmp_path, module, options, hint):
+    proc = _bench_with_broken(tmp_path, (module,), *options)
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    (line,) = proc.stderr.splitlines()  # one line, no run's progress, no traceback
+    assert line.startswith("polyfetch bench: ") and f"{module} broken for the test" in line
+    assert hint in line
+    assert not (tmp_path / "b").exists()
+
+
 def test_blocking_call_runs_inside_the_item(server):
     point = _point(
         "/bytes/10?sdk_ms=30&i={i}",

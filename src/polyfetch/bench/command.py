@@ -10,6 +10,7 @@ import os
 import platform
 import shlex
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict
 from importlib import metadata
@@ -19,6 +20,9 @@ from polyfetch import backends
 from polyfetch.bench import peers, plots, report
 from polyfetch.bench.run import Cell, run_rounds, start_server, stop, summarize
 from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
+
+#: what the bench extra brings: the plots' matplotlib, the tls scenario's trustme
+BENCH_HINT = "pip install 'polyfetch[bench]'"
 
 LIBRARIES = (
     *("polyfetch", "aiohttp", "uvloop", "urllib3", "gevent", "greenlet", "h11"),
@@ -69,13 +73,69 @@ def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] 
     else:
         chosen = _split(args.peers)
         bad += [p for p in chosen if p not in peers.NEEDS]
-        missing = [p for p in chosen if p in peers.NEEDS and p not in installed]
-        if missing:
-            return f"not installed: {', '.join(missing)} (pip install 'polyfetch[peers]')"
+        if "curl" in chosen and "curl" not in installed:  # no pip line brings it
+            return "curl is not on PATH (install curl, or leave it out of --peers)"
     if bad or not names or not wanted or (args.repeat is not None and args.repeat < 1):
         return f"bad arguments {bad}" if bad else "nothing to run"
     runnable = [b for b in wanted if not backends.missing(b)]
     return names, runnable, chosen
+
+
+#: run in a fresh interpreter: module names in argv, {module: why it failed} on stdout
+_IMPORT_CHECK = """
+import importlib, json, sys
+failed = {}
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except Exception as exc:  # whatever stops the import stops the bench
+        failed[name] = str(exc) or type(exc).__name__
+print(json.dumps(failed))
+"""
+
+
+def _cannot_import(modules: list[str]) -> dict[str, str]:
+    """Module -> why importing it fails, tried for real in a fresh interpreter.
+
+    Not in this process: every probe starts with this process's peak RSS as its own
+    (Linux keeps ``ru_maxrss`` across exec), and matplotlib alone would add 40 MiB.
+    """
+    if not modules:
+        return {}
+    proc = subprocess.run(
+        [sys.executable, "-c", _IMPORT_CHECK, *modules],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, MPLBACKEND="Agg"),  # no display needed to import pyplot
+        check=False,
+    )
+    lines = proc.stdout.strip().splitlines()
+    try:
+        return dict(json.loads(lines[-1]))
+    except (IndexError, ValueError):  # the check itself died (a crash inside an import)
+        why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return dict.fromkeys(modules, why)
+
+
+def _cannot_run(plan: list[Scenario], named_peers: list[str]) -> tuple[str | None, str | None]:
+    """(why the bench cannot start, why it cannot draw plots), checked before the first run.
+
+    The tls scenario needs trustme, plots need matplotlib, a peer asked for by name its
+    library: a missing one stops the bench at once, not after minutes of runs.
+    """
+    tls = [s.name for s in plan if any(p.tls for p in s.points)]
+    needs = {m: f"peer {p}" for p in named_peers for m in peers.NEEDS[p]}
+    if tls:  # start_server makes the run's certificate with it
+        needs["trustme"] = f"the {', '.join(tls)} scenario"
+    failed = _cannot_import([*needs, plots.NEEDS])
+    for module, who in needs.items():
+        if module in failed:
+            hint = BENCH_HINT if module == "trustme" else "pip install 'polyfetch[peers]'"
+            return f"{who} needs {module} ({failed[module]}): {hint}", None
+    if plots.NEEDS in failed:
+        return None, f"matplotlib cannot be imported ({failed[plots.NEEDS]})"
+    return None, None
 
 
 def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) -> int:
@@ -91,6 +151,11 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     names, runnable, peer_names = chosen
     repeat = args.repeat or (1 if args.quick else 3)
     plan = scenarios(names, quick=args.quick)
+    # auto peers were found installed; a broken one is a failed record, as any failed run
+    cannot, no_plots = _cannot_run(plan, peer_names if args.peers not in ("auto", "none") else [])
+    if cannot is not None:
+        err.write(f"polyfetch bench: {cannot}\n")
+        return 2
     cells = [
         Cell(point, client)
         for scenario in plan
@@ -107,6 +172,8 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         "scenarios": [scenario_record(s) for s in plan],
         "cells": [{"point": c.point.key, "client": c.client} for c in cells],
     }
+    if no_plots is not None:
+        results["plots_skipped"] = no_plots
     runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
     results["runs"] = runs  # filled as runs end
     try:
@@ -124,11 +191,15 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         err.write("polyfetch bench: interrupted; writing what was measured\n")
     with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(results, f, indent=1)
-    written = plots.write(results, args.out)
+    written = plots.write(results, args.out) if no_plots is None else []
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report.markdown(results, written))
     print_tables(results, out)
-    out.write(f"results.json, report.md and {len(written)} plots written to {args.out}/\n")
+    if no_plots is not None:
+        err.write(f"polyfetch bench: plots skipped: {no_plots}; {BENCH_HINT}\n")
+        out.write(f"results.json and report.md written to {args.out}/\n")
+    else:
+        out.write(f"results.json, report.md and {len(written)} plots written to {args.out}/\n")
     if results.get("interrupted"):
         return 130
     failed = any("failed" in r for records in runs.values() for r in records)

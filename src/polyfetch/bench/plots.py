@@ -11,6 +11,9 @@ from typing import Any
 
 from polyfetch.bench.report import summaries
 
+#: what drawing needs importable (the bench checks it before the first run)
+NEEDS = "matplotlib.pyplot"
+
 
 def _pyplot() -> Any:
     import matplotlib

@@ -298,4 +298,6 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
     lines += ["", "## Findings", ""] + [f"- {f}" for f in findings(results, rows)]
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p}]({p})" for p in plots]
+    elif results.get("plots_skipped"):  # say why, or a reader looks for files never drawn
+        lines += ["", "## Plots", "", f"Skipped: {results['plots_skipped']}."]
     return "\n".join(lines) + "\n"
