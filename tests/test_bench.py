@@ -232,6 +232,24 @@ def test_a_missing_package_stops_the_bench_before_the_first_run(tmp_path, module
     assert not (tmp_path / "b").exists()
 
 
+def test_help_shows_every_default(capsys):
+    assert main(["bench", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
+    defaults = [
+        ("--scenarios", "(default: all)"),
+        ("--backends", "(default: all)"),
+        ("--peers", "(default: auto)"),
+        ("--repeat", "(default: 3; 1 with --quick)"),
+        ("--out", "(default: bench-results)"),
+        ("--quick", "(default: off)"),
+    ]
+    help_text = text.split(" options: ", 1)[1]
+    for (option, default), (following, _) in zip(defaults, [*defaults[1:], ("", "")], strict=True):
+        own = help_text.split(f" {option} ", 1)[1]  # from this option to the next one
+        own = own.split(f" {following} ", 1)[0] if following else own
+        assert default in own, (option, own)
+
+
 def test_blocking_call_runs_inside_the_item(server):
     point = _point(
         "/bytes/10?sdk_ms=30&i={i}",

@@ -10,19 +10,32 @@ from polyfetch.bench.scenarios import BUILDERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``polyfetch bench``."""
+    """The options of ``polyfetch bench``, each help ending with its default."""
     parser.add_argument(
-        "--scenarios", default=",".join(BUILDERS), help=f"comma-separated, of {', '.join(BUILDERS)}"
+        "--scenarios",
+        default=",".join(BUILDERS),
+        help=f"comma-separated, of {', '.join(BUILDERS)} (default: all)",
     )
-    parser.add_argument("--backends", default=",".join(backends.NAMES), help="comma-separated")
+    parser.add_argument(
+        "--backends",
+        default=",".join(backends.NAMES),
+        help=f"comma-separated, of {', '.join(backends.NAMES)} (default: all)",
+    )
     parser.add_argument(
         "--peers",
         default="auto",
         help="comma-separated raw libraries and other clients to run beside the backends "
-        f"({', '.join(peers.NEEDS)}); 'auto' = those installed, 'none' = no peers",
+        f"({', '.join(peers.NEEDS)}); 'auto' = those installed, 'none' = no peers "
+        "(default: %(default)s)",
     )
-    parser.add_argument("--repeat", type=int, help="interleaved runs per cell (3; 1 with --quick)")
-    parser.add_argument("--out", default="bench-results", help="output directory")
     parser.add_argument(
-        "--quick", action="store_true", help="small sizes, one run each: under a minute"
+        "--repeat", type=int, help="interleaved runs per cell (default: 3; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--out", default="bench-results", help="output directory (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="small sizes, one run each: under a minute (default: off)",
     )
