@@ -12,6 +12,7 @@ processing workers, or curl), which all finish before the figures are taken.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import resource
 import statistics
@@ -30,6 +31,19 @@ def _cpu() -> float:
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _peak_rss_mib() -> float:
+    """This process's peak RSS, from VmHWM: ``ru_maxrss`` would start at the runner's peak.
+
+    Linux carries ``ru_maxrss`` across exec, so every probe would report at least the
+    RSS of the `polyfetch bench` process that started it.
+    """
+    with contextlib.suppress(OSError), open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _fetch(backend: str, point: Point, urls: list[str], ca: str | None) -> list[tuple[float, str]]:
@@ -94,7 +108,7 @@ def figures(
     q = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else latencies * 99
     counts = Counter(outcome for _, outcome in outcomes)
     ok = counts.pop("200", 0)
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    own = _peak_rss_mib()
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     ideal = point.ideal_s
     return {
