@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from typing import IO, Any, TextIO
+from typing import IO, Any, NoReturn, TextIO
 
 from polyfetch._version import __version__
 from polyfetch.backends import NAMES
@@ -29,14 +29,68 @@ def _patch_gevent_if_asked(argv: Sequence[str]) -> None:
             return
 
 
+class UsageExit(Exception):
+    """argparse wanted to exit: ``status``, and ``message`` (one line, or "") for stderr."""
+
+    def __init__(self, status: int, message: str = "") -> None:
+        super().__init__(status, message)
+        self.status, self.message = status, message
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser that raises `UsageExit` instead of exiting, and whose usage
+    errors are one line (the error and a ``--help`` hint) instead of the usage block."""
+
+    def error(self, message: str) -> NoReturn:
+        """Raise a one-line usage error that names this (sub)command."""
+        # Flattened: an argument echoed back (unrecognized ones are not quoted) may hold a
+        # line break.
+        one_line = " ".join(message.splitlines())
+        raise UsageExit(2, f"{self.prog}: error: {one_line} (see {self.prog} --help)\n")
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        """Raise instead of exiting (after --help and --version)."""
+        raise UsageExit(status, message or "")
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse; refuse ``--option=--``, which Python 3.11's argparse stores as ``[]``
+        without calling the option's type (a list where a number belongs)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            if not action.option_strings or action.nargs is not None:
+                continue
+            value = getattr(parsed, action.dest, None)
+            if isinstance(value, list) and (value == [] or [] in value):  # [] in: -H=-- appended
+                self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return parsed, extras
+
+
+class SubcommandParser(Parser):
+    """A subcommand's parser: arguments it does not know are its error, not the top
+    level's, so the message names the subcommand (``polyfetch crawl: error: ...``)."""
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Parse, failing on anything left over (argparse would pass it to the top level)."""
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return parsed, extras
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="polyfetch",
         description="Fetch many URLs fast on threads, gevent, asyncio or a greenlet hub.",
     )
     parser.add_argument("--version", action="version", version=f"polyfetch {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=SubcommandParser
+    )
 
     from polyfetch.crawl import options as crawl_options  # argparse only: safe before the patch
 
@@ -119,8 +173,9 @@ def main(
     out, err = stdout or sys.stdout, stderr or sys.stderr
     try:
         args = build_parser().parse_args(args_list)
-    except SystemExit as exc:  # argparse has printed its one-line usage error
-        return int(exc.code or 0)
+    except UsageExit as exc:  # a usage error (one line), or the end of --help / --version
+        err.write(exc.message)
+        return exc.status
     if args.command == "crawl":
         from polyfetch.crawl.run import main as crawl
 
