@@ -8,7 +8,9 @@ help text quotes them from there).
 from __future__ import annotations
 
 import argparse
+import math
 import re
+from collections.abc import Callable
 
 from polyfetch.backends import NAMES
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
@@ -71,17 +73,36 @@ failed on the cluster; 2 usage errors (bad option, unreadable input, unusable
 output, unreachable cluster); 130 interrupted.
 """
 
+#: Seconds one page's processing may take with --process, unless --process-timeout says.
+DEFAULT_PROCESS_TIMEOUT = 60.0
+#: Upper bounds past which a number would only exhaust the machine (every request in flight
+#: holds a socket and a slot, every worker is a process) or overflow a C integer downstream
+#: (gevent's semaphore, zlib's max_length).
+MAX_CONCURRENCY = 100_000
+#: The longest timeout the CLI passes on (about 11.6 days): what ``inf`` stands for.
+MAX_SECONDS = 1e6
+MAX_WORKERS = 1024
+MAX_BYTES = 2**40
+MAX_DEDUP_MIB = 2**20
+MAX_SHARD_SIZE = 10_000_000
+
 _SIZE = re.compile(r"(\d+)\s*([kmg]i?b?|b)?", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30}
+_NO_LIMIT = ("none", "inf", "infinity")
 
 
 def size(text: str) -> int:
-    """A byte count: ``1000``, ``64K``, ``10M``, ``1GiB`` (binary units)."""
+    """A byte count: ``1000``, ``64K``, ``10M``, ``1GiB`` (binary units), at most 1024G."""
     match = _SIZE.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r} (e.g. 500000, 64K, 10M)")
-    unit = (match.group(2) or "").lower()[:1]
-    return int(match.group(1)) * _UNITS[unit]
+    try:
+        value = int(match.group(1)) * _UNITS[(match.group(2) or "").lower()[:1]] if match else -1
+    except ValueError:  # more digits than int() converts
+        value = -1
+    if not 0 <= value <= MAX_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a size from 0 to 1024G (e.g. 500000, 64K, 10M)"
+        )
+    return value
 
 
 def header(text: str) -> tuple[str, str]:
@@ -92,15 +113,71 @@ def header(text: str) -> tuple[str, str]:
     return name, value.strip()
 
 
-def positive_float(text: str) -> float:
-    """A number of seconds > 0."""
+def _float(text: str) -> float | None:
     try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+        return None
+
+
+def grace(text: str) -> float:
+    """A number of seconds > 0; ``inf`` means no limit (nan, 0 and negatives are refused)."""
+    value = _float(text)
+    if value is None or not value > 0:  # `not >`: nan compares false
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds > 0 (or inf: no limit)"
+        )
     return value
+
+
+def seconds(text: str) -> float:
+    """A timeout: seconds > 0, where ``inf`` (or anything over `MAX_SECONDS`) is `MAX_SECONDS`."""
+    # Not inf itself: with no total deadline, a connect timeout, a --rate pause or a
+    # Retry-After becomes a wait of any length, and the greenlet hub (epoll: at most 2**31 ms)
+    # and the threads backend (socket timeouts: at most ~9.2e9 s) fail on such waits.
+    return min(grace(text), MAX_SECONDS)
+
+
+def seconds_or_none(text: str) -> float:
+    """A number of seconds > 0, or ``0``/``none``/``inf`` for no limit (returned as inf);
+    more than `MAX_SECONDS` is no limit too."""
+    if text.strip().lower() in _NO_LIMIT:
+        return math.inf
+    value = _float(text)
+    if value == 0:
+        return math.inf
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of seconds > 0 (or 0, none: no limit)"
+        )
+    return math.inf if value > MAX_SECONDS else value
+
+
+def rate(text: str) -> float | None:
+    """Requests per second > 0 (fractions allowed); ``inf`` means no limit (None)."""
+    value = _float(text)
+    if value is None or not value > 0:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of requests per second > 0 (or inf: no limit)"
+        )
+    return None if math.isinf(value) else value
+
+
+def whole(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high`` (None: no upper bound)."""
+    span = f">= {low}" if high is None else f"from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:  # also "1.5", "1e3" and numbers of more digits than int() converts
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {span}")
+        return value
+
+    parse.__name__ = f"whole number {span}"
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -144,50 +221,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     inp.add_argument("--no-dedup", action="store_true", help="fetch duplicate lines again")
     inp.add_argument(
         "--dedup-memory",
-        type=int,
+        type=whole(1, MAX_DEDUP_MIB),
         default=DEFAULT_DEDUP_MIB,
         metavar="MIB",
-        help="memory for the duplicate filter before it moves to a memory-mapped temporary "
-        "file (default: %(default)s MiB: up to about 4 million URLs in memory; up to 1.5 times "
-        "as much while the table grows)",
+        help=f"memory for the duplicate filter before it moves to a memory-mapped temporary "
+        f"file, 1 to {MAX_DEDUP_MIB} (default: %(default)s MiB: up to about 4 million URLs in "
+        "memory; up to 1.5 times as much while the table grows)",
     )
 
     net = p.add_argument_group("fetching")
     net.add_argument("--backend", choices=NAMES, default=DEFAULT_BACKEND, help=BACKEND_HELP)
     net.add_argument(
-        "-c", "--concurrency", type=int, help=f"requests in flight (default: {d.concurrency})"
+        "-c",
+        "--concurrency",
+        type=whole(1, MAX_CONCURRENCY),
+        metavar="N",
+        help=f"requests in flight, 1 to {MAX_CONCURRENCY} (default: {d.concurrency})",
     )
     net.add_argument(
-        "--per-host", type=int, help=f"requests in flight per host name (default: {d.per_host})"
+        "--per-host",
+        type=whole(1, MAX_CONCURRENCY),
+        metavar="N",
+        help=f"requests in flight per host name, 1 to {MAX_CONCURRENCY} (default: {d.per_host})",
     )
     net.add_argument(
         "--rate",
-        type=positive_float,
+        type=rate,
         metavar="N",
         help="at most N requests per second to each host (retries and redirects count); "
-        "hosts are paced independently (default: no limit)",
+        "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently "
+        "(default and inf: no limit)",
     )
     net.add_argument(
         "--timeout",
-        type=positive_float,
+        type=seconds,
         metavar="S",
-        help=f"seconds per URL in all: retries, backoff, redirects (default: {d.timeout:g})",
+        help=f"seconds per URL in all: retries, backoff, redirects (default: {d.timeout:g}). "
+        "Every timeout is a number of seconds > 0, fractions allowed; inf, or anything over "
+        f"{MAX_SECONDS:.0f}, is {MAX_SECONDS:.0f} s (11.6 days): no limit in practice",
     )
     net.add_argument(
         "--connect-timeout",
-        type=positive_float,
+        type=seconds,
         metavar="S",
         help=f"seconds to connect, TLS included (default: {d.connect_timeout:g})",
     )
     net.add_argument(
         "--read-timeout",
-        type=positive_float,
+        type=seconds,
         metavar="S",
         help=f"seconds allowed between two bytes of a response (default: {d.read_timeout:g})",
     )
     net.add_argument(
         "--retries",
-        type=int,
+        type=whole(0),
+        metavar="N",
         help=f"further attempts after connect errors, timeouts, resets, 429/502/503/504 "
         f"(default: {d.retries})",
     )
@@ -205,19 +293,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-bytes",
         type=size,
         metavar="SIZE",
-        help=f"body limit, on the wire and decompressed (default: {d.max_bytes // 2**20}M)",
+        help=f"body limit, on the wire and decompressed: 0 to 1024G, in bytes or with K, M, G "
+        f"(default: {d.max_bytes // 2**20}M)",
     )
     net.add_argument(
-        "--max-redirects", type=int, help=f"redirects to follow (default: {d.max_redirects})"
+        "--max-redirects",
+        type=whole(0),
+        metavar="N",
+        help=f"redirects to follow, >= 0 (default: {d.max_redirects})",
     )
     net.add_argument("-k", "--insecure", action="store_true", help="do not verify TLS certificates")
     net.add_argument("--cacert", metavar="PEM", help="verify TLS against this CA bundle only")
     net.add_argument(
         "--grace",
-        type=positive_float,
+        type=grace,
         default=DEFAULT_GRACE,
         metavar="S",
-        help="seconds in-flight requests get after the first Ctrl+C (default: %(default)s)",
+        help="seconds in-flight requests get after the first Ctrl+C; inf: as long as they "
+        "take (default: %(default)s)",
     )
 
     proc = p.add_argument_group("post-processing")
@@ -227,7 +320,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hand each fetched page to this processor; its return value is the record's "
         "processed field",
     )
-    proc.add_argument("--workers", type=int, help="processes for --process (default: CPU count)")
+    proc.add_argument(
+        "--process-timeout",
+        type=seconds_or_none,
+        metavar="S",
+        help="seconds one page's processing may take: a processor still running then is "
+        "killed (its worker is replaced) and the record gets process_error ProcessTimeout; "
+        f"0 or none: no limit (default with --process: {DEFAULT_PROCESS_TIMEOUT:g})",
+    )
+    proc.add_argument(
+        "--workers",
+        type=whole(1, MAX_WORKERS),
+        metavar="N",
+        help=f"processes for --process, 1 to {MAX_WORKERS} (default: CPU count)",
+    )
 
     clu = p.add_argument_group("cluster (Dask; pip install 'polyfetch[cluster]')")
     clu.add_argument(
@@ -240,14 +346,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     clu.add_argument(
         "--shard-size",
-        type=int,
+        type=whole(1, MAX_SHARD_SIZE),
         metavar="N",
         help=f"URLs per shard: the unit a worker runs in a fresh process, reruns after a "
         f"crash and sends back (default: {DEFAULT_SHARD_SIZE})",
     )
     clu.add_argument(
         "--shards-in-flight",
-        type=int,
+        type=whole(1, MAX_CONCURRENCY),
         metavar="N",
         help="shards submitted at once (default: the cluster's worker threads, at most --per-host)",
     )

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
+import stat
 import time
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO
@@ -32,6 +34,7 @@ from polyfetch.crawl.inputs import (
     read_lines,
     select,
 )
+from polyfetch.crawl.options import DEFAULT_PROCESS_TIMEOUT
 from polyfetch.crawl.outputs import (
     CsvWriter,
     JsonlWriter,
@@ -111,8 +114,6 @@ class Crawl:
         a = self.args
         if a.resume and self._to_stdout:
             raise UsageError("--resume needs -o FILE (the output of the run to continue)")
-        if a.dedup_memory < 1:
-            raise UsageError("--dedup-memory must be at least 1 (MiB)")
         if a.cacert is not None and not os.access(a.cacert, os.R_OK):
             raise UsageError(f"cannot read --cacert {a.cacert}")
         self._input = self._open_input()
@@ -173,10 +174,13 @@ class Crawl:
         return os.path.getsize(path) > 0
 
     def _check_not_input(self, path: str) -> None:
+        """Refuse an output that is the input file, named or on stdin (before it is truncated)."""
         inp = self.args.input
         with contextlib.suppress(OSError):
             if inp not in (None, "-") and os.path.samefile(inp, path):
                 raise UsageError(f"the output {path} is the input file")
+        if inp in (None, "-") and _same_regular_file(self.stdin, path):
+            raise UsageError(f"the output {path} is the input file (on stdin)")
 
     def _open_output(self) -> IO[Any]:
         path = self.args.output
@@ -235,6 +239,7 @@ class Crawl:
             "ca_bundle": a.cacert,
             "process": a.process,
             "workers": a.workers,
+            "process_timeout": self._process_timeout(),
         }
         options = {k: v for k, v in given.items() if v is not None}
         options["headers"] = a.headers or []
@@ -242,6 +247,14 @@ class Crawl:
         # Bodies are needed only to store them or to process them; size is counted anyway.
         options["keep_body"] = a.save_dir is not None or a.process is not None
         return options
+
+    def _process_timeout(self) -> float | None:
+        """The CLI's default keeps one hanging processor from stalling a crawl for ever."""
+        if self.args.process is None:
+            return None
+        given = self.args.process_timeout
+        seconds = DEFAULT_PROCESS_TIMEOUT if given is None else given
+        return None if math.isinf(seconds) else seconds  # inf: the option's "no limit"
 
     def _make_progress(self) -> NullProgress | RichProgress:
         a = self.args
@@ -398,6 +411,16 @@ class Crawl:
             with contextlib.suppress(Exception):
                 thing.close()
         self._closing.clear()
+
+
+def _same_regular_file(stream: object, path: str) -> bool:
+    """Whether ``stream`` (stdin) is the regular file at ``path`` (same device and inode)."""
+    try:
+        fd = stream.fileno()  # type: ignore[attr-defined]
+        st, out = os.fstat(fd), os.stat(path)
+    except (AttributeError, ValueError, OSError):  # no descriptor (io.StringIO), or gone
+        return False
+    return stat.S_ISREG(st.st_mode) and (st.st_dev, st.st_ino) == (out.st_dev, out.st_ino)
 
 
 def _isatty(stream: object) -> bool:

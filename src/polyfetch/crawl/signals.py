@@ -29,6 +29,9 @@ from typing import Any
 
 EXIT_INTERRUPTED = 130
 _HAS_ALARM = hasattr(signal, "setitimer") and hasattr(signal, "SIGALRM")
+#: The longest alarm setitimer takes (CPython's nanosecond time type: about 292 years); a
+#: longer grace (``--grace inf``) arms none: in-flight requests get as long as they take.
+_MAX_ALARM = 2**63 / 1e9 - 1
 
 
 class GraceOver(SystemExit):
@@ -85,7 +88,8 @@ class Interrupter:
         self.interrupts += 1
         if self.interrupts == 1:
             self.stop_input = True
-            signal.setitimer(signal.ITIMER_REAL, self.grace)
+            if self.grace < _MAX_ALARM:  # more would raise OverflowError in this handler
+                signal.setitimer(signal.ITIMER_REAL, self.grace)
             self._on_first()
         elif self.writing:
             self._exit_pending = True
