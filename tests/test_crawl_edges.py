@@ -29,6 +29,8 @@ from tests.conftest import Servers, closed_port
 from tests.crawl_helpers import ROOT, Crawls, kill_group, line_count, records, wait_until
 
 BACKENDS = polyfetch.available_backends()
+#: Backends that may share this process (gevent must patch it first: subprocesses only).
+IN_PROCESS = [b for b in BACKENDS if b != "gevent"]
 
 
 @pytest.fixture
@@ -213,11 +215,14 @@ def two_urls(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 @settings(
     max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
-@given(option=st.sampled_from(sorted(ACCEPTS)), value=VALUES)
-def test_numeric_options_accept_what_they_document_and_refuse_in_one_line(two_urls, option, value):
+@given(option=st.sampled_from(sorted(ACCEPTS)), value=VALUES, backend=st.sampled_from(IN_PROCESS))
+def test_numeric_options_accept_what_they_document_and_refuse_in_one_line(
+    two_urls, option, value, backend
+):
     urls, out = two_urls
     # The drawn option comes last, so it overrides these; `=` keeps "-1" and "" values.
     argv = ["crawl", str(urls), "-o", str(out), "-q", "--retries", "0", "--timeout", "1"]
+    argv += ["--backend", backend]
     with _stray_output() as stray:
         status, err = _run([*argv, f"{option}={value}"])
     assert not stray, stray
