@@ -21,8 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from polyfetch.demo import stop
 from polyfetch.result import Result
+from polyfetch.testing import stop
 from tests.crawl_helpers import ROOT, wait_until
 
 DASK = str(Path(sys.executable).parent / "dask")

@@ -1,28 +1,38 @@
 """Shared fixtures: real servers on 127.0.0.1 in their own processes, and the backend matrix.
 
-The servers run as subprocesses (never in the test process), so the gevent
-run - a separate, fully patched pytest process - uses them exactly as the
-others do. ``--backends`` picks the backends; by default every available
-backend except gevent, or only gevent when this process is monkey patched.
+The servers (`polyfetch.testing.start_servers`) run as subprocesses, never in
+the test process, so the gevent run - a separate, fully patched pytest process -
+uses them exactly as the others do. ``--backends`` picks the backends; by
+default every available backend except gevent, plus ``asyncio-async``
+(`AsyncFetcher` in an event loop), or only gevent when this process is monkey
+patched. The conformance tests are thin wrappers over `polyfetch.testing`'s checks.
 """
 
 from __future__ import annotations
 
-import json
 import signal
-import socket
-import subprocess
 import sys
-import urllib.request
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import polyfetch
-from polyfetch import Fetcher, Result
-from polyfetch.bench.run import stop
+from polyfetch import Result
+from polyfetch.testing import (
+    ASYNC,
+    Harness,
+    Servers,
+    SkipCheck,
+    closed_port,
+    harness_for,
+    isolated_network,
+    start_process,
+    start_servers,
+    stop,
+)
+
+__all__ = ["ISOLATED_NETWORK", "Servers", "closed_port"]
 
 TESTS = Path(__file__).parent
 
@@ -36,15 +46,16 @@ GEVENT_PATCHED = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"]
 )
 #: True inside a private network namespace (scripts/test runs the suite in one): DNS
 #: queries then fail on the spot instead of leaving the machine.
-ISOLATED_NETWORK = {name for _, name in socket.if_nameindex()} <= {"lo"}
+ISOLATED_NETWORK = isolated_network()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--backends",
         default=None,
-        help="comma-separated backends for the conformance suite "
-        "(default: all available but gevent; only gevent in a patched process)",
+        help="comma-separated backends for the conformance suite, asyncio-async for "
+        "AsyncFetcher (default: all available but gevent, and asyncio-async; "
+        "only gevent in a patched process)",
     )
 
 
@@ -54,7 +65,9 @@ def selected_backends(config: pytest.Config) -> list[str]:
         return [b.strip() for b in chosen.split(",") if b.strip()]
     if GEVENT_PATCHED:
         return ["gevent"]
-    return [b for b in polyfetch.available_backends() if b != "gevent"]
+    available = polyfetch.available_backends()
+    async_fetcher = [ASYNC] if "asyncio" in available else []
+    return [b for b in available if b != "gevent"] + async_fetcher
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -62,109 +75,42 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("backend", selected_backends(metafunc.config))
 
 
-def _start(cmd: list[str], prefix: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, text=True, start_new_session=True, cwd=TESTS.parent
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith(prefix):
-        _stop(proc)
-        raise RuntimeError(f"{cmd} did not start: {line!r}")
-    return proc, line
+@pytest.hookimpl(wrapper=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> Iterator[None]:
+    try:
+        return (yield)
+    except SkipCheck as exc:  # a check that cannot run here says so
+        pytest.skip(str(exc))
 
 
-_stop = stop  # the benchmark's: SIGTERM the process group, SIGKILL after 10 s
+def _start(cmd: list[str], prefix: str) -> tuple[object, str]:
+    """Start a server in its own session from the repository's root; wait for its first line."""
+    return start_process(cmd, prefix, cwd=TESTS.parent)
 
 
-@dataclass(frozen=True)
-class Servers:
-    """Where the test servers listen, and the CA that signed the HTTPS one."""
-
-    http: str  #: http://127.0.0.1:PORT (the aiohttp test server)
-    https: str  #: https://localhost:PORT (same server, TLS; the certificate names localhost)
-    raw: str  #: http://127.0.0.1:PORT (raw-socket server for malformed replies)
-    port: int
-    ca_file: str  #: PEM of the test CA
-
-    def alias(self, path: str) -> str:
-        """The same server under another host name (``localhost``), for per-host tests."""
-        return f"http://localhost:{self.port}{path}"
-
-    def stats(self) -> dict[str, dict[str, int]]:
-        with urllib.request.urlopen(f"{self.http}/stats", timeout=10) as resp:
-            return json.load(resp)  # type: ignore[no-any-return]
-
-    def reset_stats(self) -> None:
-        urllib.request.urlopen(f"{self.http}/stats/reset", timeout=10).close()
+_stop = stop  # polyfetch.testing's: SIGTERM the process group, SIGKILL after 10 s
 
 
 @pytest.fixture(scope="session")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("localhost")  # not 127.0.0.1: that name tests the mismatch
-    tmp = tmp_path_factory.mktemp("tls")
-    ca_file, cert_file, key_file = tmp / "ca.pem", tmp / "cert.pem", tmp / "key.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    cert.cert_chain_pems[0].write_to_path(str(cert_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    web, line = _start(
-        [
-            sys.executable,
-            "-m",
-            "polyfetch.server",
-            "--port",
-            "0",
-            "--https-port",
-            "0",
-            "--certfile",
-            str(cert_file),
-            "--keyfile",
-            str(key_file),
-        ],
-        "polyfetch test server listening on",
-    )
-    raw, raw_line = _start([sys.executable, str(TESTS / "rawserver.py")], "rawserver listening")
-    try:
-        http_url, https_url = line.split(" on ", 1)[1].split()
-        yield Servers(
-            http=http_url,
-            https=https_url.replace("127.0.0.1", "localhost"),
-            raw="http://" + raw_line.rsplit(" ", 1)[1],
-            port=int(http_url.rsplit(":", 1)[1]),
-            ca_file=str(ca_file),
-        )
-    finally:
-        _stop(web)
-        _stop(raw)
+    pytest.importorskip("trustme")
+    with start_servers(tmp_path_factory.mktemp("tls")) as running:
+        yield running
 
 
 @pytest.fixture
-def run(backend: str) -> Callable[..., list[Result]]:
+def harness(backend: str) -> Harness:
+    """The backend under test, as the checks drive it (`Fetcher`, or `AsyncFetcher`)."""
+    return harness_for(backend)
+
+
+@pytest.fixture
+def run(harness: Harness) -> Callable[..., list[Result]]:
     """Fetch a list of URLs on the backend under test; results sorted back into input order."""
-
-    def run(urls: list[object], **options: object) -> list[Result]:
-        with Fetcher(backend, **options) as fetcher:  # type: ignore[arg-type]
-            results = list(fetcher.map(urls))
-        assert sorted(r.index for r in results) == list(range(len(urls))), "one result per item"
-        return sorted(results, key=lambda r: r.index)
-
-    return run
+    return harness.run
 
 
 @pytest.fixture
-def one(run: Callable[..., list[Result]]) -> Callable[..., Result]:
+def one(harness: Harness) -> Callable[..., Result]:
     """Fetch a single URL on the backend under test."""
-
-    def one(url: object, **options: object) -> Result:
-        return run([url], **options)[0]
-
-    return one
-
-
-def closed_port() -> int:
-    """A local port nobody listens on (connections to it are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return harness.one

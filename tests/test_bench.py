@@ -21,9 +21,10 @@ import pytest
 
 import polyfetch
 from polyfetch.bench import peers, report
-from polyfetch.bench.run import Cell, Server, command, run_cell, start_server, stop, summarize
+from polyfetch.bench.run import Cell, Server, command, run_cell, start_server, summarize
 from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
 from polyfetch.cli import main
+from polyfetch.testing import stop
 from tests.conftest import closed_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

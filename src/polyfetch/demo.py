@@ -13,8 +13,9 @@ from typing import Any, TextIO
 
 from polyfetch import backends
 from polyfetch.bench import command, report
-from polyfetch.bench.run import Cell, run_rounds, start_server, stop
+from polyfetch.bench.run import Cell, run_rounds, start_server
 from polyfetch.bench.scenarios import Point, Scenario
+from polyfetch.testing.servers import stop
 
 
 def _path(args: argparse.Namespace) -> str:

@@ -21,6 +21,8 @@ from typing import Any
 
 from polyfetch.bench import peers
 from polyfetch.bench.scenarios import Point
+from polyfetch.testing.servers import start_process
+from polyfetch.testing.servers import stop as stop  # its home; bench.command imports it here
 
 #: seconds one run may take before it is killed and recorded as failed
 RUN_TIMEOUT = 600.0
@@ -79,28 +81,9 @@ def start_server(tls_dir: str | None = None) -> Server:
         authority.cert_pem.write_to_path(ca)
         cert.private_key_and_cert_chain_pem.write_to_path(pem)
         cmd += ["--https-port", "0", "--certfile", pem, "--keyfile", pem]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, start_new_session=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    if " on " not in line:
-        stop(proc)
-        raise RuntimeError(f"the test server did not start: {line!r}")
+    proc, line = start_process(cmd, "polyfetch test server listening on")
     urls = line.split(" on ", 1)[1].split()
     return Server(proc, urls[0], urls[1] if len(urls) > 1 else None, ca)
-
-
-def stop(proc: subprocess.Popen[str]) -> None:
-    """Stop a process started in its own session, and everything it started."""
-    if proc.stdout is not None:
-        proc.stdout.close()
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(10)
-    except ProcessLookupError:
-        pass
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def command(cell: Cell, server: Server) -> list[str]:

@@ -4,9 +4,10 @@ aiohttp (and so ``polyfetch.server``) only produces well-formed HTTP. This
 server writes bytes by hand to produce what clients must survive: silence,
 trickles, resets, short bodies, garbage, bad status lines, huge headers, bad
 chunking and bad gzip. The request path picks the behaviour; the connection is
-always closed afterwards. Run it as a script::
+always closed afterwards. Run it as a module (`polyfetch.testing.start_servers`
+does)::
 
-    python tests/rawserver.py
+    python -m polyfetch.testing.rawserver
 
 which prints ``rawserver listening on 127.0.0.1:PORT`` as its first stdout line
 and serves until SIGTERM/SIGINT, or call `start_in_thread()` in-process.
