@@ -276,8 +276,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=whole(0),
         metavar="N",
-        help=f"further attempts after connect errors, timeouts, resets, 429/502/503/504 "
-        f"(default: {d.retries})",
+        help=f"further attempts after connect errors, timeouts, resets, 429/502/503/504, "
+        f">= 0 (default: {d.retries})",
     )
     net.add_argument(
         "-H",
