@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from polyfetch import FetchError, Fetcher
+from polyfetch import Fetcher, FetchError
 
 MARK = "inject-fault"
 

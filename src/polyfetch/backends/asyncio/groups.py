@@ -95,27 +95,33 @@ class LoopGroup(_Tasks, AsyncGroup):
 class LoopThreadGroup(_Tasks, Group):
     """A group for `Fetcher`: tasks on the backend's loop thread, results to the caller's thread.
 
-    Both directions are coalesced, because every cross-thread wake-up costs context switches
-    and GIL hand-offs: results finished in one loop iteration travel as one list, and items
-    submitted before the loop gets round to them are started by one callback.
+    Every cross-thread wake-up costs context switches and GIL hand-offs, so both
+    directions are coalesced. Finished results go straight into a deque the caller
+    pops from (appends and pops are atomic under the GIL); the caller is woken only
+    when it said it is waiting, once per loop iteration however many results that
+    iteration finished. Items submitted before the loop gets round to them are
+    started by one callback.
     """
 
     def __init__(self, backend: AsyncioBackend, runner: Runner) -> None:
         super().__init__(backend, runner)
-        self._results: queue.SimpleQueue[list[Result]] = queue.SimpleQueue()
-        self._ready: collections.deque[Result] = collections.deque()  # caller's side
-        self._outbox: list[Result] = []  # loop's side
+        self._ready: collections.deque[Result] = collections.deque()
+        self._signal: queue.SimpleQueue[None] = queue.SimpleQueue()
+        self._waiting = False  # the caller is (about to be) blocked on _signal
+        self._wake_scheduled = False  # loop side: a _wake is queued for this iteration
         self._inbox: collections.deque[tuple[object, int]] = collections.deque()
         self._wake_pending = False
 
     def _deliver(self, result: Result) -> None:
-        self._outbox.append(result)
-        if len(self._outbox) == 1:
-            self._backend.loop.call_soon(self._flush)  # type: ignore[union-attr]
+        self._ready.append(result)
+        if self._waiting and not self._wake_scheduled:
+            self._wake_scheduled = True
+            self._backend.loop.call_soon(self._wake)  # type: ignore[union-attr]
 
-    def _flush(self) -> None:
-        out, self._outbox = self._outbox, []
-        self._results.put(out)
+    def _wake(self) -> None:
+        self._wake_scheduled = False
+        self._waiting = False
+        self._signal.put(None)
 
     def spawn(self, item: object, index: int) -> None:
         """Hand ``item`` to the loop; one wake-up serves all items submitted before it runs."""
@@ -139,13 +145,18 @@ class LoopThreadGroup(_Tasks, Group):
 
     def next_result(self) -> Result:
         """Block until an item of this group is done."""
-        while not self._ready:
+        ready = self._ready
+        while not ready:
+            self._waiting = True
+            if ready:  # delivered between the check and the flag: no wake-up will come
+                break
             try:
-                self._ready.extend(self._results.get(timeout=1.0))
+                self._signal.get(timeout=1.0)  # a stale signal only costs one more turn
             except queue.Empty:
                 if not self._backend.loop_alive():
                     raise BackendError("the asyncio backend's loop thread is gone") from None
-        return self._ready.popleft()
+        self._waiting = False
+        return ready.popleft()
 
     def cancel(self) -> None:
         """Cancel this group's tasks (and unstarted items) and wait until none is running."""
