@@ -9,10 +9,39 @@ decompression bomb ends as `TooLarge` having used at most ``max_bytes`` of memor
 from __future__ import annotations
 
 import zlib
+from typing import TYPE_CHECKING
 
 from polyfetch.errors import ProtocolError, TooLarge
 
+if TYPE_CHECKING:
+    from polyfetch.settings import Settings
+
 _GZIP_MAGIC = b"\x1f\x8b"
+#: Statuses whose responses have no body, whatever Content-Length says (RFC 9110 6.4.1).
+_NO_BODY = frozenset({204, 304})
+
+
+def response_body(
+    settings: Settings,
+    method: str,
+    status: int,
+    content_encoding: str | None,
+    content_length: str | int | None,
+) -> Body:
+    """The `Body` for a response: HEAD, 204 and 304 announce a length they never send, so
+    their Content-Length is not the body's size (the one place this rule lives)."""
+    length: int | None = None
+    if method != "HEAD" and status not in _NO_BODY:
+        if isinstance(content_length, int):
+            length = content_length
+        elif content_length and content_length.isdigit():
+            length = int(content_length)
+    return Body(
+        settings.max_bytes,
+        content_encoding=content_encoding,
+        content_length=length,
+        keep=settings.keep_body,
+    )
 
 
 class Body:

@@ -3,6 +3,8 @@
 ``map()`` pulls input lazily and keeps at most ``concurrency`` items between
 "submitted" and "handed back to the caller"; that single window bounds the
 threads, greenlets, tasks and finished-but-unread results of every backend.
+Each item is run by the core's `polyfetch._runner.Runner` inside the
+backend's task group (`polyfetch.backends._base`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from polyfetch import backends
+from polyfetch._runner import Runner
+from polyfetch._slots import AsyncSlots, Slots
 from polyfetch.backends._base import AsyncCapable, Backend
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
@@ -19,6 +23,8 @@ from polyfetch.settings import Settings
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+
+    from polyfetch.postprocess import PostProcessor
 
 BackendName = Literal["threads", "gevent", "asyncio", "greenlet"]
 
@@ -92,6 +98,7 @@ class Fetcher:
             self._backend_cls = backends.load(backend)
             self.backend_name = backend
         self._backend: Backend | None = None
+        self._runner: Runner | None = None
         self._closed = False
 
     def __enter__(self) -> Fetcher:
@@ -101,27 +108,27 @@ class Fetcher:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _started(self) -> Backend:
+    def _started(self) -> tuple[Backend, Runner]:
         if self._closed:
             raise RuntimeError("this Fetcher is closed")
-        if self._backend is None:
+        if self._backend is None or self._runner is None:
             backend = self._backend_cls(self.settings)
             backend.start()
             try:
-                backend.post = _post_processor(self.settings)
+                runner = _runner(backend, self.settings, _post_processor(self.settings))
             except BaseException:
                 backend.close()
                 raise
-            self._backend = backend
-        return self._backend
+            self._backend, self._runner = backend, runner
+        return self._backend, self._runner
 
     def map(self, urls: Iterable[object]) -> Iterator[Result]:
         """Fetch every item of ``urls``, yielding one `Result` per item as each finishes.
 
         Input is consumed lazily; closing the iterator early cancels what is in flight.
         """
-        backend = self._started()
-        batch = backend.batch()
+        backend, runner = self._started()
+        batch = backend.group(runner)
         window = self.settings.concurrency
         items = iter(urls)
         pending = index = 0
@@ -134,12 +141,12 @@ class Fetcher:
                     except StopIteration:
                         exhausted = True
                         break
-                    batch.submit(item, index)
+                    batch.spawn(item, index)
                     index += 1
                     pending += 1
                 if not pending:
                     return
-                result = batch.wait_result()
+                result = batch.next_result()
                 pending -= 1
                 yield result
         finally:
@@ -154,10 +161,11 @@ class Fetcher:
         """Cancel what is in flight and release every socket, thread, greenlet and session."""
         self._closed = True
         backend, self._backend = self._backend, None
+        runner, self._runner = self._runner, None
         if backend is not None:
             backend.close()
-            if backend.post is not None:
-                backend.post.close()
+        if runner is not None and runner.post is not None:
+            runner.post.close()
 
     def __repr__(self) -> str:
         return f"<Fetcher backend={self.backend_name!r} concurrency={self.settings.concurrency}>"
@@ -174,7 +182,8 @@ class AsyncFetcher:
     def __init__(self, **options: Unpack[Options]) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
         self._backend_cls = backends.load("asyncio")
-        self._backend: Any = None
+        self._backend: AsyncCapable | None = None
+        self._runner: Runner | None = None
         self._closed = False
 
     async def __aenter__(self) -> AsyncFetcher:
@@ -189,26 +198,26 @@ class AsyncFetcher:
     ) -> None:
         await self.aclose()
 
-    async def _started(self) -> AsyncCapable:
+    async def _started(self) -> tuple[AsyncCapable, Runner]:
         if self._closed:
             raise RuntimeError("this AsyncFetcher is closed")
-        if self._backend is None:
+        if self._backend is None or self._runner is None:
             backend = self._backend_cls(self.settings)
             if not isinstance(backend, AsyncCapable):
                 raise BackendError("the asyncio backend cannot run inside a caller's loop")
             await backend.astart()
             try:
-                backend.post = _post_processor(self.settings)  # type: ignore[attr-defined]
+                runner = _runner(backend, self.settings, _post_processor(self.settings))
             except BaseException:
                 await backend.aclose()
                 raise
-            self._backend = backend
-        return self._backend  # type: ignore[no-any-return]
+            self._backend, self._runner = backend, runner
+        return self._backend, self._runner
 
     async def map(self, urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[Result]:
         """Fetch every item, yielding results as they finish; input may be sync or async."""
-        backend = await self._started()
-        batch = backend.abatch()
+        backend, runner = await self._started()
+        batch = backend.agroup(runner)
         window = self.settings.concurrency
         items = _aiter(urls)
         pending = index = 0
@@ -221,12 +230,12 @@ class AsyncFetcher:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    batch.submit(item, index)
+                    batch.spawn(item, index)
                     index += 1
                     pending += 1
                 if not pending:
                     return
-                result = await batch.wait_result()
+                result = await batch.next_result()
                 pending -= 1
                 yield result
         finally:
@@ -243,13 +252,22 @@ class AsyncFetcher:
         """Cancel what is in flight and close the session."""
         self._closed = True
         backend, self._backend = self._backend, None
+        runner, self._runner = self._runner, None
         if backend is not None:
             await backend.aclose()
-            if backend.post is not None:
-                backend.post.close()
+        if runner is not None and runner.post is not None:
+            runner.post.close()
 
 
-def _post_processor(settings: Settings) -> Any:
+def _runner(backend: Backend | AsyncCapable, settings: Settings, post: Any) -> Runner:
+    """The fetcher's runner, its slots waiting on ``backend``'s semaphores."""
+    if isinstance(backend, AsyncCapable):
+        return Runner(settings, aslots=AsyncSlots(settings, backend.async_semaphore), post=post)
+    slots = Slots(settings, backend.semaphore, pooled=backend.pooled, threaded=backend.threaded)
+    return Runner(settings, slots=slots, post=post)
+
+
+def _post_processor(settings: Settings) -> PostProcessor | None:
     """The started post-processor, or None; a bad processor is refused here, before any fetch."""
     if settings.process is None:
         return None

@@ -12,13 +12,14 @@ way. Time comes in as an argument, so tests drive a plan with a fake clock.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from polyfetch import _url
 from polyfetch._pace import Pacer
 from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
-from polyfetch.result import Result
+from polyfetch.result import Result, item_url
 from polyfetch.settings import RETRY_STATUSES, Settings
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -60,9 +61,24 @@ class Response:
     """What a backend reports for an attempt that got a complete response."""
 
     status: int
-    headers: dict[str, str]  #: names lower-cased, repeats joined with ", "
+    headers: dict[str, str]  #: names lower-cased (`lower_headers`), repeats joined with ", "
     body: bytes | None
     size: int
+
+
+def lower_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
+    """Response headers as one dict: names lower-cased, repeated headers joined with ", "."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower() if isinstance(name, str) else name.decode("latin-1").lower()
+        val = value if isinstance(value, str) else value.decode("latin-1")
+        out[key] = f"{out[key]}, {val}" if key in out else val
+    return out
+
+
+def total_timeout(send: Send) -> TotalTimeout:
+    """The error for an attempt stopped at its deadline."""
+    return TotalTimeout(f"request did not complete within its total timeout ({send.target.url})")
 
 
 @dataclass(slots=True)
@@ -185,7 +201,7 @@ class Plan:
     def _done(self, now: float) -> Done:
         last = self._last
         common = dict(
-            url=self.item if isinstance(self.item, str) else repr(self.item),
+            url=item_url(self.item),
             index=self.index,
             elapsed=now - self.started,
             attempts=self.attempts,

@@ -89,6 +89,15 @@ class TLSError(FetchError):
     """The TLS handshake failed, e.g. the certificate could not be verified."""
 
 
+def unexpected(exc: BaseException) -> FetchError:
+    """The taxonomy's catch-all, so that no library exception (or bug) escapes as itself."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
+    return FetchError(f"unexpected {type(exc).__module__}.{type(exc).__qualname__}: {text}")
+
+
 class ProcessError(_RecordedError):
     """Base of post-processing failures, found in `Result.process_error` (never raised by map)."""
 

@@ -68,3 +68,13 @@ class Result:
             "process_error": self.process_error.kind if self.process_error else None,
             "process_error_message": self.process_error.message if self.process_error else None,
         }
+
+
+def item_url(item: object) -> str:
+    """`Result.url` for an input item: itself when it is a string, else its ``repr()``."""
+    if isinstance(item, str):
+        return item
+    try:
+        return repr(item)
+    except Exception:  # an object whose repr raises still gets its record
+        return f"<{type(item).__name__} object>"

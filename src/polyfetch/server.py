@@ -30,7 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
-from polyfetch.backends._base import raise_nofile_limit
+from polyfetch._rlimit import raise_nofile_limit
 
 __all__ = ["Server", "build_app", "main", "pattern_bytes", "start"]
 

@@ -14,6 +14,10 @@ DEFAULT_USER_AGENT = f"polyfetch/{__version__} (+https://pypi.org/project/polyfe
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods that are safe to retry and redirect as they are.
 METHODS = ("GET", "HEAD")
+#: A response header block (or one header line) larger than this is a ProtocolError, everywhere.
+MAX_HEADER_BYTES = 64 * 1024
+#: Seconds a host name's addresses are cached by the backends that resolve names themselves.
+DNS_TTL = 300.0
 #: Where post-processing runs, by name.
 EXECUTORS = ("process", "thread", "inline")
 

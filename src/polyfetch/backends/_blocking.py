@@ -15,7 +15,6 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,10 +23,9 @@ from urllib3 import exceptions as u3
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
-from polyfetch._body import Body
-from polyfetch._plan import Response, Send
+from polyfetch._body import response_body
+from polyfetch._plan import Response, Send, lower_headers
 from polyfetch._tls import client_context
-from polyfetch.backends._base import HostSlots, lower_headers, total_timeout, unexpected
 from polyfetch.errors import (
     ConnectError,
     ConnectTimeout,
@@ -37,6 +35,7 @@ from polyfetch.errors import (
     ReadError,
     ReadTimeout,
     TLSError,
+    unexpected,
 )
 from polyfetch.settings import Settings
 
@@ -80,49 +79,26 @@ class BlockingClient:
             urllib3.disable_warnings(u3.InsecureRequestWarning)  # the user asked for it
         self._pm = urllib3.PoolManager(
             num_pools=max(settings.concurrency, 10),
+            # The core's slots are the limits (per_host per host name, concurrency in all):
+            # urllib3's pool never waits, it keeps up to per_host idle connections per origin.
             maxsize=settings.per_host,
-            block=True,  # never more connections per (scheme, host, port) than per_host
+            block=False,
             retries=False,
             ssl_context=ctx,
             cert_reqs="CERT_REQUIRED" if settings.verify else "CERT_NONE",
         )
         self._pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-        self._slots: HostSlots[threading.BoundedSemaphore] = HostSlots(
-            lambda: threading.BoundedSemaphore(settings.per_host), threading.Lock()
-        )
 
     def perform(
         self,
         send: Send,
         on_socket: Callable[[socket.socket | None], None] | None = None,
-        cancelled: Callable[[], bool] | None = None,
     ) -> Response | FetchError:
-        """One attempt, holding a per-host slot; every failure comes back as a `FetchError`.
+        """One attempt; every failure comes back as a `FetchError`.
 
         ``on_socket`` is told the socket once the request is sent, and None before the
-        socket goes back to the pool (another attempt may then use it); ``cancelled`` is
-        asked once the slot is won, so a cancelled waiter does not connect.
+        socket goes back to the pool (another attempt may then use it).
         """
-        key = send.target.host_key
-        sem = self._slots.get(key)
-        try:
-            left = min(max(0.0, send.deadline - time.monotonic()), threading.TIMEOUT_MAX)
-            if not sem.acquire(timeout=left):
-                return total_timeout(send)
-            try:
-                if cancelled is not None and cancelled():
-                    return FetchError("cancelled")
-                return self._attempt(send, on_socket)
-            finally:
-                sem.release()
-        finally:
-            self._slots.put(key)
-
-    def _attempt(
-        self,
-        send: Send,
-        on_socket: Callable[[socket.socket | None], None] | None,
-    ) -> Response | FetchError:
         t = send.target
         sent: list[socket.socket] = []
 
@@ -148,13 +124,12 @@ class BlockingClient:
                 timeout=urllib3.Timeout(connect=send.connect_timeout, read=send.read_timeout),
             )
             headers = lower_headers(resp.headers.items())
-            has_body = send.method != "HEAD" and resp.status not in (204, 304)
-            length = headers.get("content-length")
-            body = Body(
-                self.settings.max_bytes,
-                content_encoding=headers.get("content-encoding"),
-                content_length=int(length) if length and length.isdigit() and has_body else None,
-                keep=self.settings.keep_body,
+            body = response_body(
+                self.settings,
+                send.method,
+                resp.status,
+                headers.get("content-encoding"),
+                headers.get("content-length"),
             )
             while chunk := resp.read1(_CHUNK, decode_content=False):
                 body.feed(chunk)
@@ -167,9 +142,7 @@ class BlockingClient:
             return Response(status=status, headers=headers, body=data, size=body.size)
         except FetchError as exc:
             return exc
-        except Exception as exc:
-            if time.monotonic() >= send.deadline:
-                return total_timeout(send)
+        except Exception as exc:  # past the deadline, the core makes it a TotalTimeout
             return map_error(exc, connected=bool(sent))
         finally:
             _local.hook = None

@@ -1,99 +1,109 @@
-"""The greenlet backend: our own hub (`polyfetch.hub`), h11 and non-blocking sockets; no gevent.
+"""The greenlet backend: our own hub (`polyfetch.backends.hub`), h11 and non-blocking sockets.
 
 Theory of operation. `start()` builds a `Hub` bound to the calling thread.
-Each submitted item becomes one hub task running
-``drive(plan, self._perform, hub.sleep)``; nothing runs until the caller asks
-for a result: `GreenletBatch.wait_result` switches from the caller's greenlet
-into the hub, which runs tasks until one of the batch's items is done and then
-switches back. So the whole backend is one OS thread (plus resolver threads
-for host names), and the caller's ``for result in f.map(...)`` loop is simply
-the hub's idle time.
+Each submitted item becomes one hub task running the core's
+``runner.run(item, index, group)``; nothing runs until the caller asks for a
+result: `HubGroup.next_result` switches from the caller's greenlet into the
+hub, which runs tasks until one of the group's items is done and then switches
+back. So the whole backend is one OS thread (plus resolver threads for host
+names), and the caller's ``for result in f.map(...)`` loop is simply the hub's
+idle time. No gevent anywhere.
 
-`_perform` is one attempt: a per-host slot (`HostSlots` of hub semaphores),
-then a global slot, both waited for at most until the attempt's deadline and
-held only for the attempt (not during backoff), then `Client.attempt`. Every
-exception ends there as a `FetchError`: the deadline as `TotalTimeout`,
-socket errors as `ReadError` or `ConnectError`, anything else through
-`unexpected`. Only `GreenletExit` - cancellation - leaves, and unwinds the task,
-whose ``finally`` blocks close its connection and give its slots back.
+What is this backend's own: the hub's `Semaphore` (the core's slots wait on
+it), `HubGroup.perform` (one attempt by `Client.attempt`: pooled or new
+connection, h11; its exceptions mapped onto the taxonomy, a `DeadlineExpired`
+as `TotalTimeout`), ``hub.sleep`` and ``hub.wait_future``. Only `GreenletExit`
+- cancellation - leaves ``perform``, and unwinds the task, whose ``finally``
+blocks close its connection and give its slots back.
 
-Each batch has its own results deque and its own waiter, so a ``fetch()``
-inside a ``map()`` loop (two batches alive at once) just works: results of the
-outer batch queue up, bounded by the fetcher's window, while the caller waits
+Each group has its own results deque and its own waiter, so a ``fetch()``
+inside a ``map()`` loop (two groups alive at once) just works: results of the
+outer group queue up, bounded by the fetcher's window, while the caller waits
 on the inner one.
 """
 
 from __future__ import annotations
 
 import collections
-import time
+from concurrent.futures import Future
+from typing import TYPE_CHECKING, TypeVar
 
 from greenlet import GreenletExit, getcurrent
 
-from polyfetch._plan import Response, Send
+from polyfetch._plan import Response, Send, total_timeout
+from polyfetch._rlimit import raise_nofile_limit
 from polyfetch._tls import client_context
-from polyfetch.backends._base import (
-    Backend,
-    Batch,
-    HostSlots,
-    drive,
-    new_plan,
-    processed,
-    raise_nofile_limit,
-    total_timeout,
-    unexpected,
-)
+from polyfetch.backends._base import Backend, BlockingGroup
+from polyfetch.backends.hub import Client, DeadlineExpired, Hub, Semaphore, Task, Waiter
 from polyfetch.errors import FetchError, ReadError
-from polyfetch.hub import Client, DeadlineExpired, Hub, Semaphore, Task, Waiter
 from polyfetch.result import Result
 
+if TYPE_CHECKING:
+    from polyfetch._runner import Runner
 
-class GreenletBatch(Batch):
+T = TypeVar("T")
+
+
+class HubGroup(BlockingGroup):
     """The tasks and results of one ``map()`` call."""
 
-    def __init__(self, backend: GreenletBackend) -> None:
+    def __init__(self, backend: GreenletBackend, runner: Runner) -> None:
         self._backend = backend
+        self._runner = runner
         self._hub = backend.hub
+        self._client = backend.client
         self._tasks: set[Task] = set()
         self._results: collections.deque[Result] = collections.deque()
         self._waiter: Waiter | None = None
         self._cancelled = False
 
-    def submit(self, item: object, index: int) -> None:
+    def spawn(self, item: object, index: int) -> None:
         """Queue a task for ``item``; it starts when the caller next waits."""
         self._hub.check_thread()
         if self._cancelled:
-            raise RuntimeError("this batch is cancelled")
+            raise RuntimeError("this group is cancelled")
         task = self._hub.spawn(self._run, item, index, on_exit=self._exited)
         self._tasks.add(task)
-        self._backend.batches.add(self)
+        self._backend.groups.add(self)
 
     def _run(self, item: object, index: int) -> None:
-        backend = self._backend
-        try:
-            plan = new_plan(item, index, backend.settings, time.monotonic(), backend.pacer)
-            result = drive(plan, backend._perform, self._hub.sleep)
-            result = processed(backend.post, result, self._hub.wait_future)
-        except Exception as exc:  # a bug must not leave wait_result() hanging
-            url = item if isinstance(item, str) else repr(item)
-            result = Result(url=url, index=index, error=unexpected(exc))
+        result = self._runner.run(item, index, self)  # never raises but GreenletExit
         if not self._cancelled:
             self._results.append(result)
 
     def _exited(self, task: Task) -> None:
         self._tasks.discard(task)
         if not self._tasks:
-            self._backend.batches.discard(self)
+            self._backend.groups.discard(self)
         if self._waiter is not None:
             self._hub.wake(self._waiter)
 
-    def wait_result(self) -> Result:
+    def perform(self, send: Send) -> Response | FetchError:
+        """One attempt (`Client.attempt`); never raises but GreenletExit."""
+        try:
+            return self._client.attempt(send)
+        except FetchError as exc:
+            return exc
+        except DeadlineExpired:
+            return total_timeout(send)
+        except OSError as exc:  # after connect: resets, broken pipes, TLS record errors
+            return ReadError(f"connection to {send.target.host}:{send.target.port} broken: {exc}")
+
+    def sleep(self, seconds: float) -> None:
+        """`Hub.sleep`."""
+        self._hub.sleep(seconds)
+
+    def wait_future(self, fut: Future[T]) -> T:
+        """`Hub.wait_future`: parked on the future through the hub's wake-up socketpair."""
+        return self._hub.wait_future(fut)
+
+    def next_result(self) -> Result:
         """Run the hub until an item of this batch is done; return its result."""
         hub = self._hub
         hub.check_thread()
         while not self._results:
             if not self._tasks:
-                raise RuntimeError("wait_result() with no item pending")
+                raise RuntimeError("next_result() with no item pending")
             self._wait()
         return self._results.popleft()
 
@@ -105,7 +115,7 @@ class GreenletBatch(Batch):
             self._waiter = None
 
     def cancel(self) -> None:
-        """Have the hub kill every task of this batch, and run it until they are gone."""
+        """Have the hub kill every task of this group, and run it until they are gone."""
         self._cancelled = True
         self._results.clear()
         hub = self._hub
@@ -126,20 +136,22 @@ class GreenletBackend(Backend):
     name = "greenlet"
 
     def start(self) -> None:
-        """Build the hub, the TLS context, the client and the slots; raise the fd limit."""
+        """Build the hub, the TLS context and the client; raise the fd limit."""
         s = self.settings
         tls = client_context(s.verify, s.ca_bundle)  # ConfigError before anything is built
         raise_nofile_limit()
         self.hub = Hub()
         self.client = Client(self.hub, s, tls)
-        self._global = Semaphore(self.hub, s.concurrency)
-        self._slots: HostSlots[Semaphore] = HostSlots(lambda: Semaphore(self.hub, s.per_host))
-        self.batches: set[GreenletBatch] = set()
+        self.groups: set[HubGroup] = set()
 
-    def batch(self) -> GreenletBatch:
-        """A new batch on this backend's hub."""
+    def semaphore(self, value: int) -> Semaphore:
+        """A hub semaphore (FIFO, lazy deletion of timed-out waiters)."""
+        return Semaphore(self.hub, value)
+
+    def group(self, runner: Runner) -> HubGroup:
+        """A new group on this backend's hub."""
         self.hub.check_thread()
-        return GreenletBatch(self)
+        return HubGroup(self, runner)
 
     def close(self) -> None:
         """Kill every task, then close the pool, the resolver threads and the hub."""
@@ -153,10 +165,10 @@ class GreenletBackend(Backend):
                     if task:  # started: its finally blocks close its sockets
                         task.throw(GreenletExit)
                 hub.tasks.clear()
-                self.batches.clear()
-            for batch in list(self.batches):
-                batch.cancel()
-            for task in list(hub.tasks):  # tasks of batches nobody holds any more
+                self.groups.clear()
+            for group in list(self.groups):
+                group.cancel()
+            for task in list(hub.tasks):  # tasks of groups nobody holds any more
                 hub.kill(task)
             if hub.tasks:
                 waiter = Waiter(getcurrent())
@@ -165,32 +177,3 @@ class GreenletBackend(Backend):
         finally:
             self.client.close()
             hub.close()
-
-    def _perform(self, send: Send) -> Response | FetchError:
-        """One attempt holding a host slot and a global slot; never raises but GreenletExit."""
-        key = send.target.host_key
-        host = self._slots.get(key)
-        try:
-            if not host.acquire(send.deadline):
-                return total_timeout(send)
-            try:
-                if not self._global.acquire(send.deadline):
-                    return total_timeout(send)
-                try:
-                    return self.client.attempt(send)
-                finally:
-                    self._global.release()
-            finally:
-                host.release()
-        except FetchError as exc:
-            return exc
-        except DeadlineExpired:
-            return total_timeout(send)
-        except OSError as exc:  # after connect: resets, broken pipes, TLS record errors
-            if time.monotonic() >= send.deadline:
-                return total_timeout(send)
-            return ReadError(f"connection to {send.target.host}:{send.target.port} broken: {exc}")
-        except Exception as exc:  # the taxonomy's catch-all
-            return unexpected(exc)
-        finally:
-            self._slots.put(key)

@@ -1,14 +1,17 @@
 """The threads backend: a thread pool, each worker running one item at a time on urllib3.
 
-A blocked thread cannot be interrupted, so deadlines and cancellation reach it
-through its socket: a single watchdog thread keeps a heap of the attempts'
-deadlines and shuts down the socket of any attempt that outlives its deadline
-or whose batch is cancelled. The worker then sees its read fail, and the
-attempt ends as `TotalTimeout` (or is dropped, when cancelled).
+The pool has ``concurrency`` threads, so it bounds the items in flight by
+itself (``pooled``: the core keeps no global slot). A blocked thread cannot be
+interrupted, so deadlines and cancellation reach it through its socket: a
+single watchdog thread keeps a heap of the attempts' deadlines and shuts down
+the socket of any attempt that outlives its deadline or whose group is
+cancelled. The worker then sees its read fail, and the core's deadline rule
+makes the attempt a `TotalTimeout` (or it is dropped, when cancelled).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import heapq
 import itertools
@@ -19,29 +22,71 @@ import time
 import weakref
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypeVar
 
 from polyfetch._plan import Response, Send
-from polyfetch.backends._base import (
-    Backend,
-    Batch,
-    drive,
-    new_plan,
-    processed,
-    raise_nofile_limit,
-)
+from polyfetch._rlimit import raise_nofile_limit
+from polyfetch._slots import seconds_until
+from polyfetch.backends._base import Backend, BlockingGroup
 from polyfetch.backends._blocking import BlockingClient
 from polyfetch.errors import FetchError
 from polyfetch.result import Result
 
+if TYPE_CHECKING:
+    from polyfetch._runner import Runner
+
+T = TypeVar("T")
+
 
 class _Cancelled(BaseException):
-    """Unwinds a worker whose batch was cancelled (not an Exception: nothing may swallow it)."""
+    """Unwinds a worker whose group was cancelled (not an Exception: nothing may swallow it)."""
+
+
+class ThreadSemaphore:
+    """A FIFO counting semaphore for threads: uncontended, one lock round trip.
+
+    (``threading.Semaphore`` is a Condition in Python: several times the cost per
+    acquire.) A release hands its unit straight to the oldest waiter.
+    """
+
+    __slots__ = ("_free", "_lock", "_waiters")
+
+    def __init__(self, value: int) -> None:
+        self._free = value
+        self._lock = threading.Lock()
+        self._waiters: collections.deque[threading.Lock] = collections.deque()
+
+    def acquire(self, until: float) -> bool:
+        """Take a unit by ``until`` (time.monotonic); False if none came."""
+        with self._lock:
+            if self._free and not self._waiters:
+                self._free -= 1
+                return True
+            waiter = threading.Lock()
+            waiter.acquire()
+            self._waiters.append(waiter)
+        if waiter.acquire(timeout=seconds_until(until, time.monotonic())):
+            return True
+        with self._lock:
+            try:
+                self._waiters.remove(waiter)
+            except ValueError:  # handed a unit just as the wait ran out: it is ours
+                return True
+        return False
+
+    def release(self) -> None:
+        """Give a unit back: to the oldest waiter, or to the pool."""
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1
 
 
 @dataclass(eq=False)
 class _Watch:
     deadline: float
-    batch: ThreadBatch
+    batch: PoolGroup
     sock: socket.socket | None = None
     active: bool = True
     order: int = field(default_factory=itertools.count().__next__)
@@ -67,7 +112,7 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="polyfetch-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, deadline: float, batch: ThreadBatch) -> _Watch:
+    def arm(self, deadline: float, batch: PoolGroup) -> _Watch:
         """Watch the attempt about to run in this thread."""
         watch = _Watch(deadline, batch)
         with self._cond:
@@ -92,8 +137,8 @@ class Watchdog:
             watch.active = False
             watch.sock = None
 
-    def kill_batch(self, batch: ThreadBatch) -> None:
-        """Shut down every connection the batch's running attempts use."""
+    def kill_batch(self, batch: PoolGroup) -> None:
+        """Shut down every connection the group's running attempts use."""
         with self._cond:
             for watch in self._heap:
                 if watch.batch is batch and watch.active:
@@ -121,18 +166,21 @@ class Watchdog:
         self._thread.join()
 
 
-class ThreadBatch(Batch):
+class PoolGroup(BlockingGroup):
     """One map() call: its futures, its results and its cancellation flag."""
 
-    def __init__(self, backend: ThreadsBackend) -> None:
+    def __init__(self, backend: ThreadsBackend, runner: Runner) -> None:
         self._backend = backend
+        self._runner = runner
+        self._client = backend.client
+        self._watchdog = backend.watchdog
         self._results: queue.SimpleQueue[Result] = queue.SimpleQueue()
         self._futures: set[Future[None]] = set()
-        self._processing: set[Future[Result]] = set()
+        self._processing: set[Future[object]] = set()
         self._lock = threading.Lock()
         self.cancelled = threading.Event()
 
-    def submit(self, item: object, index: int) -> None:
+    def spawn(self, item: object, index: int) -> None:
         fut = self._backend.pool.submit(self._run, item, index)
         with self._lock:
             self._futures.add(fut)
@@ -143,21 +191,32 @@ class ThreadBatch(Batch):
             self._futures.discard(fut)
 
     def _run(self, item: object, index: int) -> None:
-        settings = self._backend.settings
         try:
-            result = drive(
-                new_plan(item, index, settings, time.monotonic(), self._backend.pacer),
-                self._perform,
-                self._sleep,
-            )
-            result = processed(self._backend.post, result, self._wait_processed)
+            result = self._runner.run(item, index, self)
         except _Cancelled:
             return
         self._results.put(result)
 
-    def _wait_processed(self, fut: Future[Result]) -> Result:
+    def perform(self, send: Send) -> Response | FetchError:
+        if self.cancelled.is_set():
+            raise _Cancelled
+        watchdog = self._watchdog
+        watch = watchdog.arm(send.deadline, self)
+        try:
+            outcome = self._client.perform(send, lambda c: watchdog.attach(watch, c))
+        finally:
+            watchdog.disarm(watch)
+        if self.cancelled.is_set():
+            raise _Cancelled
+        return outcome
+
+    def sleep(self, seconds: float) -> None:
+        if self.cancelled.wait(min(seconds, threading.TIMEOUT_MAX)):
+            raise _Cancelled
+
+    def wait_future(self, fut: Future[T]) -> T:
         with self._lock:
-            self._processing.add(fut)
+            self._processing.add(fut)  # type: ignore[arg-type]
         try:
             if self.cancelled.is_set():
                 raise _Cancelled
@@ -166,28 +225,9 @@ class ThreadBatch(Batch):
             raise _Cancelled from None
         finally:
             with self._lock:
-                self._processing.discard(fut)
+                self._processing.discard(fut)  # type: ignore[arg-type]
 
-    def _perform(self, send: Send) -> Response | FetchError:
-        if self.cancelled.is_set():
-            raise _Cancelled
-        watchdog = self._backend.watchdog
-        watch = watchdog.arm(send.deadline, self)
-        try:
-            outcome = self._backend.client.perform(
-                send, lambda c: watchdog.attach(watch, c), self.cancelled.is_set
-            )
-        finally:
-            watchdog.disarm(watch)
-        if self.cancelled.is_set():
-            raise _Cancelled
-        return outcome
-
-    def _sleep(self, seconds: float) -> None:
-        if self.cancelled.wait(seconds):
-            raise _Cancelled
-
-    def wait_result(self) -> Result:
+    def next_result(self) -> Result:
         return self._results.get()
 
     def cancel(self) -> None:
@@ -199,7 +239,7 @@ class ThreadBatch(Batch):
             fut.cancel()
         for wait_on in waits:
             wait_on.cancel()
-        self._backend.watchdog.kill_batch(self)
+        self._watchdog.kill_batch(self)
         wait(futures)
 
 
@@ -207,16 +247,21 @@ class ThreadsBackend(Backend):
     """A thread pool of ``concurrency`` workers over one urllib3 pool manager."""
 
     name = "threads"
+    pooled = True
+    threaded = True
 
     def start(self) -> None:
         raise_nofile_limit()
         self.client = BlockingClient(self.settings)
         self.watchdog = Watchdog()
         self.pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="polyfetch")
-        self._batches: weakref.WeakSet[ThreadBatch] = weakref.WeakSet()
+        self._batches: weakref.WeakSet[PoolGroup] = weakref.WeakSet()
 
-    def batch(self) -> ThreadBatch:
-        batch = ThreadBatch(self)
+    def semaphore(self, value: int) -> ThreadSemaphore:
+        return ThreadSemaphore(value)
+
+    def group(self, runner: Runner) -> PoolGroup:
+        batch = PoolGroup(self, runner)
         self._batches.add(batch)
         return batch
 

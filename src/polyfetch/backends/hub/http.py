@@ -30,17 +30,14 @@ from typing import Any
 
 import h11
 
-from polyfetch._body import Body
-from polyfetch._plan import Response, Send
-from polyfetch.backends._base import lower_headers
+from polyfetch._body import Body, response_body
+from polyfetch._plan import Response, Send, lower_headers
+from polyfetch.backends.hub.loop import Hub
+from polyfetch.backends.hub.net import Resolver, Stream, connect
 from polyfetch.errors import ProtocolError, ReadError
-from polyfetch.hub.loop import Hub
-from polyfetch.hub.net import Resolver, Stream, connect
-from polyfetch.settings import Settings
+from polyfetch.settings import MAX_HEADER_BYTES, Settings
 
-_MAX_HEADER = 64 * 1024  # a header block (or line) larger than this is a ProtocolError
 _MAX_IDLE = 60.0  # servers drop idle connections after a while; don't race them for old ones
-_NO_BODY_STATUSES = (204, 304)
 _VALIDATED_MAX = 1024
 Key = tuple[str, str, int]
 
@@ -81,7 +78,7 @@ class Connection:
     def __init__(self, stream: Stream, key: Key) -> None:
         self.stream = stream
         self.key = key
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_HEADER)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         self.idle_since = 0.0
         self.got = self.eof = False  # of the current response: any byte yet, end of stream
 
@@ -133,13 +130,12 @@ class Connection:
     def _read_body(
         self, send: Send, settings: Settings, status: int, headers: dict[str, str]
     ) -> Body:
-        length = headers.get("content-length")
-        bodiless = send.method == "HEAD" or status in _NO_BODY_STATUSES
-        body = Body(
-            settings.max_bytes,
-            content_encoding=headers.get("content-encoding"),
-            content_length=int(length) if length and length.isdigit() and not bodiless else None,
-            keep=settings.keep_body,
+        body = response_body(
+            settings,
+            send.method,
+            status,
+            headers.get("content-encoding"),
+            headers.get("content-length"),
         )
         conn = self.h11
         while True:

@@ -12,10 +12,10 @@ selectors). The pieces, each in its own module:
 
 from __future__ import annotations
 
-from polyfetch.hub.http import Client, Pool
-from polyfetch.hub.loop import Hub, Task, Waiter, WaitTimeout
-from polyfetch.hub.net import DeadlineExpired, Resolver, Stream
-from polyfetch.hub.sync import Semaphore
+from polyfetch.backends.hub.http import Client, Pool
+from polyfetch.backends.hub.loop import Hub, Task, Waiter, WaitTimeout
+from polyfetch.backends.hub.net import DeadlineExpired, Resolver, Stream
+from polyfetch.backends.hub.sync import Semaphore
 
 __all__ = [
     "Client",

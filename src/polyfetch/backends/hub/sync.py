@@ -14,7 +14,7 @@ import collections
 
 from greenlet import getcurrent
 
-from polyfetch.hub.loop import Hub, Waiter
+from polyfetch.backends.hub.loop import Hub, Waiter
 
 
 class Semaphore:

@@ -22,11 +22,11 @@ import ssl
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 
+from polyfetch.backends.hub.loop import READ, WRITE, Hub, WaitTimeout
 from polyfetch.errors import ConnectError, ConnectTimeout, DNSError, ReadTimeout, TLSError
-from polyfetch.hub.loop import READ, WRITE, Hub, WaitTimeout
+from polyfetch.settings import DNS_TTL
 
 CHUNK = 64 * 1024
-_DNS_TTL = 300.0  # as the asyncio backend's aiohttp resolver cache
 _DNS_CACHE_MAX = 4096
 _DNS_WORKERS = 8
 _IN_PROGRESS = (errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EALREADY)
@@ -75,7 +75,7 @@ class Resolver:
             raise DNSError(f"cannot resolve host {host!r}: {reason}") from None
         if not found:
             raise DNSError(f"cannot resolve host {host!r}: no addresses")
-        self._remember(key, found, time.monotonic() + _DNS_TTL)
+        self._remember(key, found, time.monotonic() + DNS_TTL)
         return found
 
     def _remember(self, key: tuple[str, int], addrs: list[Address], expires: float) -> None:

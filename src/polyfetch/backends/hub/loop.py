@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 
 from greenlet import GreenletExit, getcurrent, greenlet
 
-from polyfetch.hub.wakeup import WakeupSocketpair
+from polyfetch.backends.hub.wakeup import WakeupSocketpair
 
 T = TypeVar("T")
 READ = selectors.EVENT_READ

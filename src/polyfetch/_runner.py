@@ -1,0 +1,203 @@
+"""The item runner: the whole life of one input item, written once for every backend.
+
+Theory of operation. `Runner.run` (blocking-style backends: threads, gevent,
+the greenlet hub) and `Runner.arun` (asyncio) are the same loop: make the
+item's `Plan`, then until it is `Done`, sleep for each `Wait` and perform each
+`Send` holding a host slot and a global slot (`polyfetch._slots`), then hand
+the page to the post-processor and wait for it. A backend supplies only the
+primitives the loop calls on its task group (`perform` one attempt, `sleep`,
+`wait_future` without blocking peers) and how many items run at once.
+
+Two rules live here and nowhere else:
+
+* past the deadline is `TotalTimeout`: an attempt that ends at or after its
+  deadline (or fails within a few ms of it: loops round timers) was stopped by
+  it, whatever the backend saw - a socket shut down by a watchdog looks like a
+  normal end of stream to ``http.client``, and a partial body is never a success;
+* nothing is lost: anything an item's path raises - the planner, a slot, a
+  backend, its error mapping, the post-processor, building the record, the item
+  object itself - becomes that item's record with a `FetchError`. Only a
+  backend's cancellation (a BaseException) ends a run without a record.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+from polyfetch._pace import Pacer
+from polyfetch._plan import Done, Plan, Response, Send, Wait, total_timeout
+from polyfetch.errors import FetchError, ProcessorFailed, TotalTimeout, unexpected
+from polyfetch.result import Result, item_url
+from polyfetch.settings import Settings
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from polyfetch._slots import AsyncSlots, Slots
+    from polyfetch.postprocess import PostProcessor
+
+T = TypeVar("T")
+Outcome = Response | FetchError
+#: An attempt that fails this close to its deadline was stopped by it (timers round to 1 ms).
+_SLACK = 0.01
+_JITTER = random.Random()  # one source for every plan: seeding one per item costs a syscall
+
+
+class Primitives(Protocol):
+    """What a blocking-style backend's task group gives the runner."""
+
+    def perform(self, send: Send) -> Outcome:
+        """One HTTP attempt, ended by ``send.deadline``; raises only to cancel."""
+
+    def sleep(self, seconds: float) -> None:
+        """Let the others run for ``seconds``."""
+
+    def wait_future(self, fut: Future[T]) -> T:
+        """The future's result, waited for without blocking the other items."""
+
+
+class AsyncPrimitives(Protocol):
+    """What the asyncio backend's task groups give the runner."""
+
+    async def perform(self, send: Send) -> Outcome:
+        """One HTTP attempt, ended by ``send.deadline``; raises only to cancel."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Let the others run for ``seconds``."""
+
+    async def wait_future(self, fut: Future[T]) -> T:
+        """The future's result, awaited."""
+
+
+class Runner:
+    """Runs the items of one fetcher; shared by all its ``map()`` and ``fetch()`` calls."""
+
+    __slots__ = ("_aslots", "_slots", "pacer", "post", "settings")
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        slots: Slots | None = None,
+        aslots: AsyncSlots | None = None,
+        post: PostProcessor | None = None,
+    ) -> None:
+        self.settings = settings
+        self._slots = slots
+        self._aslots = aslots
+        self.post = post
+        #: The per-host rate limit every plan of this fetcher shares.
+        self.pacer = Pacer(settings.rate) if settings.rate else None
+
+    def run(self, item: object, index: int, group: Primitives) -> Result:
+        """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""
+        started = time.monotonic()
+        result: Result | None = None
+        try:
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            action = plan.advance(None, started)
+            while type(action) is not Done:
+                if type(action) is Wait:
+                    group.sleep(action.seconds)  # type: ignore[union-attr]
+                    action = plan.advance(None, time.monotonic())
+                else:
+                    action = plan.advance(self._attempt(action, group), time.monotonic())  # type: ignore[arg-type]
+            result = action.result  # type: ignore[union-attr]
+            post = self.post
+            if post is None or result.error is not None:
+                return result
+            fut = post.submit(result)
+            try:
+                return group.wait_future(fut)
+            finally:
+                fut.cancel()  # a no-op when done; frees its place in the queue when abandoned
+        except Exception as exc:
+            return _failed(item, index, started, exc, result)
+
+    def _attempt(self, send: Send, group: Primitives) -> Outcome:
+        key = send.target.host_key
+        slots = self._slots
+        if slots is not None and not slots.acquire(key, send.deadline):
+            return total_timeout(send)
+        try:
+            outcome = group.perform(send)
+        except Exception as exc:  # a backend's bug is this attempt's error, not the run's
+            outcome = unexpected(exc)
+        finally:
+            if slots is not None:
+                slots.release(key)
+        return _past_deadline(outcome, send)
+
+    async def arun(self, item: object, index: int, group: AsyncPrimitives) -> Result:
+        """`run` for asyncio."""
+        started = time.monotonic()
+        result: Result | None = None
+        try:
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            action = plan.advance(None, started)
+            while type(action) is not Done:
+                if type(action) is Wait:
+                    await group.sleep(action.seconds)  # type: ignore[union-attr]
+                    action = plan.advance(None, time.monotonic())
+                else:
+                    outcome = await self._aattempt(action, group)  # type: ignore[arg-type]
+                    action = plan.advance(outcome, time.monotonic())
+            result = action.result  # type: ignore[union-attr]
+            post = self.post
+            if post is None or result.error is not None:
+                return result
+            fut = post.submit(result)
+            try:
+                return await group.wait_future(fut)
+            finally:
+                fut.cancel()
+        except Exception as exc:
+            return _failed(item, index, started, exc, result)
+
+    async def _aattempt(self, send: Send, group: AsyncPrimitives) -> Outcome:
+        key = send.target.host_key
+        slots = self._aslots
+        assert slots is not None
+        if not (slots.take(key) or await slots.wait(key, send.deadline)):
+            return total_timeout(send)
+        try:
+            outcome = await group.perform(send)
+        except Exception as exc:
+            outcome = unexpected(exc)
+        finally:
+            slots.release(key)
+        return _past_deadline(outcome, send)
+
+
+def _past_deadline(outcome: Outcome, send: Send) -> Outcome:
+    """The deadline rule (see the module docstring)."""
+    late = time.monotonic() - send.deadline
+    if (
+        late >= -_SLACK
+        and type(outcome) is not TotalTimeout
+        and (late >= 0 or isinstance(outcome, FetchError))
+    ):
+        return total_timeout(send)
+    return outcome
+
+
+def _failed(
+    item: object, index: int, started: float, exc: Exception, fetched: Result | None
+) -> Result:
+    """The record of an item whose path raised: the fetch's result if it got that far (the
+    processing failed), else a `FetchError` naming the exception."""
+    try:
+        if fetched is not None:
+            message = f"processing could not be run: {unexpected(exc).message}"
+            return replace(fetched, process_error=ProcessorFailed(message))
+        return Result(
+            url=item_url(item),
+            index=index,
+            elapsed=time.monotonic() - started,
+            error=unexpected(exc),
+        )
+    except Exception:  # even building the record failed: the plainest record there is
+        return Result(url="<item>", index=index, error=FetchError("unexpected failure"))
