@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from polyfetch import Fetcher, FetchError
+from polyfetch import FetchError
+from polyfetch.testing.harness import ASYNC
 
 MARK = "inject-fault"
 
@@ -153,9 +154,10 @@ STAGES = {
 
 
 @pytest.mark.parametrize("stage", STAGES)
-def test_a_fault_at_any_stage_is_that_items_record(servers, backend, monkeypatch, stage):
+def test_a_fault_at_any_stage_is_that_items_record(servers, harness, monkeypatch, stage):
     from tests.conftest import closed_port
 
+    backend = "asyncio" if harness.name == ASYNC else harness.name
     good = [f"{servers.http}/bytes/10?i={i}" for i in range(6)]
     if stage == "error-mapping":
         bad = [f"http://127.0.0.1:{closed_port()}/{MARK}?i={i}" for i in range(3)]
@@ -168,10 +170,10 @@ def test_a_fault_at_any_stage_is_that_items_record(servers, backend, monkeypatch
     if stage == "processing":
         options.update(process="sha256", executor="thread")
     STAGES[stage](monkeypatch, backend)
-    with Fetcher(backend, **options) as f:
-        results = list(f.map(items))
+    with harness.open(**options) as session:
+        results = list(session.map(items))
         monkeypatch.undo()
-        assert f.fetch(good[0]).status == 200  # the fetcher still works
+        assert session.fetch(good[0]).status == 200  # the fetcher still works
     assert sorted(r.index for r in results) == list(range(len(items))), "one record per item"
     for r in results:
         if MARK in r.url:
@@ -206,10 +208,10 @@ class _HostileStr(str):
         raise Injected("strip")
 
 
-def test_hostile_items_get_their_record(servers, backend):
+def test_hostile_items_get_their_record(servers, harness):
     items = [_Hostile(), _HostileStr(f"{servers.http}/bytes/1"), f"{servers.http}/bytes/2"]
-    with Fetcher(backend, concurrency=2) as f:
-        results = sorted(f.map(items), key=lambda r: r.index)
+    with harness.open(concurrency=2) as session:
+        results = sorted(session.map(items), key=lambda r: r.index)
     assert [r.index for r in results] == [0, 1, 2]
     assert results[0].url == "<_Hostile object>" and results[0].error is not None
     assert results[1].error is not None and results[1].status is None
