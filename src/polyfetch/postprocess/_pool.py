@@ -51,7 +51,10 @@ class Generation:
     retired: bool = False
 
     @classmethod
-    def start(cls, number: int, workers: int, context: Any) -> Generation:
+    def start(
+        cls, number: int, workers: int, context: Any, main: tuple[str, str] | None = None
+    ) -> Generation:
+        """A new pool; ``main`` says where its workers find a processor of ``__main__``."""
         from concurrent.futures import ProcessPoolExecutor
 
         slots = context.Array("q", workers * _worker.SLOT, lock=False)
@@ -60,7 +63,7 @@ class Generation:
             max_workers=workers,
             mp_context=context,
             initializer=_worker.initialize,
-            initargs=(slots, counter),
+            initargs=(slots, counter, main),
         )
         return cls(number, executor, slots)
 

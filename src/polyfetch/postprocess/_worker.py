@@ -9,12 +9,16 @@ Each worker claims a slot of a shared array in `initialize` and writes into it
 ``(pid, start, item)`` while it runs an item. That lets the parent time an
 item from the moment a worker *started* it (not from when it was queued) and,
 when a worker dies, blame only the item that was running in that worker.
+
+The parent's main module is run only when a processor defined there is first
+needed (`_run_main`).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -29,11 +33,15 @@ SLOT = 3
 _slots: Any = None
 _base = -1
 _functions: dict[str, Callable[[Any], Any]] = {}
+#: Where the parent's main module comes from, for a processor defined there (`spec.Processor`).
+_main: tuple[str, str] | None = None
+_main_ran = False
 
 
-def initialize(slots: Any, counter: Any) -> None:
+def initialize(slots: Any, counter: Any, main: tuple[str, str] | None = None) -> None:
     """Pool initializer: ignore Ctrl+C, claim a slot; never raises (that would break the pool)."""
-    global _slots, _base
+    global _slots, _base, _main
+    _main = main
     try:
         # Ctrl+C goes to the whole foreground process group; the parent decides what stops.
         # The worker was started with SIGINT blocked (`Generation.submit`): ignore, then unblock.
@@ -63,6 +71,8 @@ def run(name: str, item: int, payload: transport.Payload, out_path: str) -> tran
         if func is None:
             from polyfetch.postprocess.spec import load
 
+            if name.startswith("__main__:"):
+                _run_main()
             func = _functions[name] = load(name)
         value = func(result)
     except BaseException as exc:
@@ -80,6 +90,36 @@ def run(name: str, item: int, payload: transport.Payload, out_path: str) -> tran
         if slots is not None:
             slots[_base + ITEM] = 0
     return reply
+
+
+def _run_main() -> None:
+    """Run the parent's main script (or ``-m`` module) here as ``__mp_main__``, once.
+
+    What multiprocessing's spawn does for every child at start (`_spawn` turns
+    that off), done only for a processor defined there: code under
+    ``if __name__ == "__main__":`` does not run, and ``__main__`` becomes an alias,
+    so values of classes defined in the script pickle under the names the parent knows.
+    """
+    global _main_ran
+    if _main is None or _main_ran:
+        return  # a caller's own executor: its children ran the main module themselves
+    import runpy
+    import types
+
+    kind, where = _main
+    try:
+        if kind == "name":
+            content = runpy.run_module(where, run_name="__mp_main__", alter_sys=True)
+        else:
+            content = runpy.run_path(where, run_name="__mp_main__")
+    except BaseException as exc:
+        raise RuntimeError(
+            f"the main script {where} failed in the worker: {describe(exc)}"
+        ) from None
+    module = types.ModuleType("__mp_main__")
+    module.__dict__.update(content)
+    sys.modules["__main__"] = sys.modules["__mp_main__"] = module
+    _main_ran = True
 
 
 def noop() -> None:

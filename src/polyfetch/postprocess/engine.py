@@ -312,7 +312,9 @@ class Engine:
         if self.generation is None:
             self.generations += 1
             self.stats["pools"] += 1
-            self.generation = Generation.start(self.generations, self.workers, self.context)
+            self.generation = Generation.start(
+                self.generations, self.workers, self.context, self.processor.main
+            )
         return self.generation
 
     def _dispatch(self, item: _Item) -> None:

@@ -7,10 +7,14 @@ dying while unpickling a task, which would break the whole pool.
 
 Everything a worker would trip over is refused here, in the parent, before any
 fetching: lambdas, nested functions, callables without a name that leads back
-to them, modules that fail to import, and functions of the ``__main__`` script
-that are not defined at its top level (workers re-import the script under
-another name, so a function defined under ``if __name__ == "__main__":`` does
-not exist there). In-process executors ("thread", "inline") take any callable.
+to them, modules that fail to import, and functions of ``__main__`` that a
+worker cannot get at. Workers do not run the parent's main module at start
+(`_spawn`); only for a processor defined in it does a worker run the script
+(or ``-m`` module) under another name, when it first needs the processor. So
+the processor must be at the script's top level (one defined under
+``if __name__ == "__main__":`` does not exist there), and a main module read
+from stdin, given with ``-c`` or typed interactively cannot serve at all.
+In-process executors ("thread", "inline") take any callable.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -45,6 +50,9 @@ class Processor:
     func: Callable[[Any], Any]
     #: ``"module:qualname"``, or None for a callable usable only in this process.
     name: str | None
+    #: For a processor of ``__main__``: ``("path", script)`` or ``("name", module)``, what a
+    #: worker runs as ``__mp_main__`` to find it (see `_worker.run`).
+    main: tuple[str, str] | None = None
 
     def __str__(self) -> str:
         return self.name or repr(self.func)
@@ -81,7 +89,9 @@ def resolve(process: object, *, in_process: bool) -> Processor:
             f"{', '.join(BUILTINS)}, got {process!r}"
         )
     try:
-        return Processor(process, _name_of(process))
+        name = _name_of(process)
+        main = _check_main(name.partition(":")[2]) if name.startswith("__main__:") else None
+        return Processor(process, name, main)
     except ConfigError:
         if in_process:
             return Processor(process, None)
@@ -96,8 +106,9 @@ def _resolve_name(name: str, *, in_process: bool) -> Processor:
             "nor a 'package.module:function' name"
         )
     name = match.group(0)
+    main = None
     if match.group(1) == "__main__" and not in_process:
-        _check_main(match.group(2))
+        main = _check_main(match.group(2))
     try:
         func = load(name)
     except Exception as exc:
@@ -106,7 +117,7 @@ def _resolve_name(name: str, *, in_process: bool) -> Processor:
         ) from exc
     if not callable(func):
         raise ConfigError(f"process={name!r} is not callable (it is {type(func).__name__})")
-    return Processor(func, name)
+    return Processor(func, name, main)
 
 
 def _name_of(func: Callable[..., Any]) -> str:
@@ -128,8 +139,6 @@ def _name_of(func: Callable[..., Any]) -> str:
             "process cannot import it; move it to module level, or use executor='thread'"
         )
     name = f"{module}:{qualname}"
-    if module == "__main__":
-        _check_main(qualname)
     try:
         found = load(name)
     except Exception as exc:
@@ -139,14 +148,22 @@ def _name_of(func: Callable[..., Any]) -> str:
     return name
 
 
-def _check_main(qualname: str) -> None:
-    """Refuse what a worker cannot find in ``__main__``: it re-imports the script by path."""
+def _check_main(qualname: str) -> tuple[str, str]:
+    """Refuse what a worker cannot find in ``__main__``; else what the worker runs to find it."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
-    if not path:
+    module = getattr(getattr(main, "__spec__", None), "name", None)
+    if not isinstance(path, str) or not os.path.isfile(path):  # "<stdin>" is no file either
         raise ConfigError(
-            f"processor __main__:{qualname} was defined interactively (or with -c), where worker "
-            "processes cannot import it; put it in a module, or use executor='thread'"
+            f"processor __main__:{qualname} was defined interactively, with -c or in a script "
+            "read from stdin, where worker processes cannot import it; put it in a module, "
+            "or use executor='thread'"
+        )
+    if isinstance(module, str) and (module == "__main__" or module.endswith(".__main__")):
+        raise ConfigError(
+            f"processor __main__:{qualname} is defined in {module}, which worker processes "
+            "cannot run (it is the whole program); put it in another module, or use "
+            "executor='thread'"
         )
     try:
         with open(path, "rb") as file:
@@ -162,6 +179,9 @@ def _check_main(qualname: str) -> None:
             "'if __name__ == \"__main__\":' perhaps): worker processes import that script under "
             "another name and would not find it; move it to the top level or into a module"
         )
+    if isinstance(module, str):
+        return ("name", module)  # python -m package.module
+    return ("path", os.path.abspath(path))
 
 
 def _top_level_names(tree: ast.Module) -> set[str]:
