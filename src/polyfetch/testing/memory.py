@@ -105,10 +105,13 @@ def measure(harness: Harness, workload: str, **params: Any) -> MemoryRun:
             tail = err.read()[-3000:]
             raise AssertionError(f"{exc}\n--- the measured process's stderr:\n{tail}") from None
         finally:
-            from polyfetch.testing.servers import stop
+            from polyfetch.testing.servers import kill_group, stop
 
             with contextlib.suppress(OSError):  # a child that died early: a broken pipe
                 proc.stdin.close()  # type: ignore[union-attr]
+            # it is done or has failed: kill first, so the reader thread sees EOF before
+            # stop() closes the pipe (a close under a blocked read waits for the read)
+            kill_group(proc)  # type: ignore[arg-type]
             stop(proc)  # type: ignore[arg-type]
     return run
 

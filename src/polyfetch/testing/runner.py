@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faulthandler
 import sys
 import time
 import traceback
@@ -15,6 +16,9 @@ from polyfetch.testing.servers import Servers, start_servers
 
 if TYPE_CHECKING:
     from polyfetch.backends._base import Backend
+
+#: seconds one check may run in `check_backend` before its tracebacks are dumped as hung
+CHECK_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,8 @@ def check_backend(
     *,
     only: Iterable[str] | None = None,
     servers: Servers | None = None,
-    out: TextIO | None = sys.stderr,
+    out: TextIO | None = None,
+    timeout: float | None = CHECK_TIMEOUT,
 ) -> Report:
     """Run every check (or the ``only`` ones, by name) against ``backend``.
 
@@ -99,7 +104,11 @@ def check_backend(
             (`AsyncFetcher`) or a ``"module:Class"`` spec.
         only: names of the checks to run (default: all of `CHECKS`, in order).
         servers: servers already running (default: `start_servers` for this run).
-        out: where to write one line per check as it ends (None: silent).
+        out: where to write one line per check as it ends (default: `sys.stderr`, as it
+            is at the call; an `io.StringIO` keeps it quiet).
+        timeout: seconds after which a check still running is reported as hung: every
+            thread's traceback goes to stderr (`faulthandler`). It is not stopped (a hung
+            thread or greenlet cannot be); run under pytest-timeout for a hard limit.
 
     Returns the `Report` when every check passed or was skipped; raises
     `BackendCheckFailed` (an AssertionError) whose message lists the failures.
@@ -111,14 +120,22 @@ def check_backend(
         raise ValueError(f"no such checks: {', '.join(unknown)}")
     if servers is None:
         with start_servers() as started:
-            return check_backend(harness, only=names, servers=started, out=out)
+            return check_backend(harness, only=names, servers=started, out=out, timeout=timeout)
     report = Report(harness.name)
+    stream = sys.stderr if out is None else out
+    # faulthandler writes to a file descriptor: sys.stderr may be a capture without one
+    watch = timeout is not None and sys.__stderr__ is not None
     for name in names:
-        outcome = run_check(name, harness, servers)
+        if watch:
+            faulthandler.dump_traceback_later(timeout, file=sys.__stderr__)  # type: ignore[arg-type]
+        try:
+            outcome = run_check(name, harness, servers)
+        finally:
+            if watch:
+                faulthandler.cancel_dump_traceback_later()
         report.outcomes.append(outcome)
-        if out is not None:
-            out.write(outcome.line() + "\n")
-            out.flush()
+        stream.write(outcome.line() + "\n")
+        stream.flush()
     if not report.ok:
         raise BackendCheckFailed(report)
     return report

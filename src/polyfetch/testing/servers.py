@@ -51,6 +51,7 @@ def start_process(
     )
     line = _first_line(proc, timeout)
     if line is None or not line.startswith(ready):
+        kill_group(proc)  # first: closing a pipe under a blocked readline() would wait for it
         stop(proc)
         raise RuntimeError(f"{list(cmd)} did not start: {line!r}")
     return proc, line
@@ -70,6 +71,12 @@ def _first_line(proc: subprocess.Popen[str], timeout: float) -> str | None:
     reader.start()
     reader.join(timeout)
     return lines[0].strip() if lines else None
+
+
+def kill_group(proc: subprocess.Popen[str]) -> None:
+    """SIGKILL the process group of a process started in its own session (if still there)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
 
 
 def stop(proc: subprocess.Popen[str]) -> None:
