@@ -8,6 +8,7 @@ page's URL, since a worker keeps no state across pool rebuilds.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -61,12 +62,17 @@ def die(result: Result) -> object:
 
 def sleep(result: Result) -> dict[str, object]:
     """Sleep ``?s=SECONDS``; with ``?pidfile=PATH``, first write this worker's pid there."""
+    _write_pid(result)
+    time.sleep(float(_param(result, "s", "0")))
+    return echo(result)
+
+
+def _write_pid(result: Result) -> None:
+    """With ``?pidfile=PATH``, write this worker's pid there (whole, by rename)."""
     pidfile = _param(result, "pidfile")
     if pidfile:
         Path(pidfile + ".tmp").write_text(str(os.getpid()))
         os.replace(pidfile + ".tmp", pidfile)
-    time.sleep(float(_param(result, "s", "0")))
-    return echo(result)
 
 
 def hang(result: Result) -> object:
@@ -75,3 +81,12 @@ def hang(result: Result) -> object:
         while True:
             pass
     return sleep(result)
+
+
+def hog(result: Result) -> object:
+    """Write ``?pidfile=``, then never return from C code that holds the GIL.
+
+    A regular expression backtracking for ever: no other thread of the worker runs again.
+    """
+    _write_pid(result)
+    return re.match(r"(a+)+$", "a" * 64 + "b")

@@ -86,7 +86,7 @@ class _Popen(popen_spawn_posix.Popen):
                 if fd is not None:
                     fds_to_close.append(fd)
             # parent_w stays open until this Popen is collected (after its worker is gone): its
-            # end of file would tell the worker that this process died.
+            # end of file is how the worker learns that this process died (`_worker`).
             self.finalizer = util.Finalize(self, util.close_fds, fds_to_close)  # type: ignore[attr-defined]
 
             for fd in (child_r, child_w):

@@ -10,15 +10,18 @@ Each worker claims a slot of a shared array in `initialize` and writes into it
 item from the moment a worker *started* it (not from when it was queued) and,
 when a worker dies, blame only the item that was running in that worker.
 
-The parent's main module is run only when a processor defined there is first
-needed (`_run_main`).
+A worker never outlives its parent, whatever killed the parent (SIGKILL, the
+OOM killer): see `watch_parent`. The parent's main module is run only when a
+processor defined there is first needed (`_run_main`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -30,6 +33,9 @@ from polyfetch.postprocess import transport
 PID, START, ITEM = 0, 1, 2
 SLOT = 3
 
+#: Linux's prctl option that has the kernel signal a process when its parent dies.
+PR_SET_PDEATHSIG = 1
+
 _slots: Any = None
 _base = -1
 _functions: dict[str, Callable[[Any], Any]] = {}
@@ -39,9 +45,12 @@ _main_ran = False
 
 
 def initialize(slots: Any, counter: Any, main: tuple[str, str] | None = None) -> None:
-    """Pool initializer: ignore Ctrl+C, claim a slot; never raises (that would break the pool)."""
+    """Pool initializer: die with the parent, ignore Ctrl+C, claim a slot; never raises
+    (that would break the pool)."""
     global _slots, _base, _main
     _main = main
+    with contextlib.suppress(Exception):  # a worker that cannot watch still works
+        watch_parent()
     try:
         # Ctrl+C goes to the whole foreground process group; the parent decides what stops.
         # The worker was started with SIGINT blocked (`Generation.submit`): ignore, then unblock.
@@ -56,6 +65,55 @@ def initialize(slots: Any, counter: Any, main: tuple[str, str] | None = None) ->
         _slots = slots
     except BaseException:
         _slots = None
+
+
+def watch_parent() -> None:
+    """Exit as soon as the parent process is gone, however it ended.
+
+    The parent holds the write end of the pipe a spawned child was started
+    through, and only it does (``O_CLOEXEC``: no other child inherits it, unless
+    the parent forks), so the child's copy of the read end
+    (`multiprocessing.parent_process().sentinel`) reads end-of-file exactly when
+    the parent has died: a daemon thread blocks on it. That is portable, has no
+    race (a parent that died before the thread started is seen at once) and needs
+    no polling. But it needs the GIL to act, and a processor stuck in C code that
+    holds it (a regular expression backtracking for ever) never gives it up; so
+    on Linux the kernel is also asked to SIGKILL this process when its parent
+    dies (``PR_SET_PDEATHSIG``). That signal fires when the *thread* that started
+    the child ends, not the process: safe here, because workers are started only
+    by `Generation.submit` in the engine thread, which returns only after every
+    pool it started was shut down and joined (a spawn `ProcessPoolExecutor`
+    starts workers in ``submit``; its manager thread starts some only with
+    ``max_tasks_per_child``, which we never use). Polling ``getppid`` would
+    also work, at the cost of a wake-up per interval and that interval's delay.
+    """
+    import multiprocessing
+
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if (
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+            and os.getppid() != parent.pid
+        ):
+            os._exit(1)  # the parent died before prctl: nothing left to signal us
+    threading.Thread(
+        target=_exit_with, args=(parent.sentinel,), name="polyfetch-parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with(fd: int) -> None:
+    """Block until the parent's end of the pipe ``fd`` is closed, then exit at once."""
+    try:
+        while os.read(fd, 4096):
+            pass  # the parent never writes after the start; data would not mean death
+    except OSError:
+        return  # someone closed our fd: that says nothing about the parent (prctl remains)
+    os._exit(1)  # no cleanup: the parent is gone, and the next spool sweeps what we leave
 
 
 def run(name: str, item: int, payload: transport.Payload, out_path: str) -> transport.Reply:
