@@ -53,7 +53,7 @@ def check_map_returns_one_record_per_item_whatever_the_input(
         max_examples=max_examples,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
-        database=None,  # no saved examples: failures must show the same way on every run
+        database=None,  # no examples saved under the caller's working directory
     )
     @given(st.lists(anything, max_size=12))
     def one_record_per_item(items: list[object]) -> None:
