@@ -19,7 +19,8 @@ The spool lives in ``/dev/shm`` when it exists (memory, not disk; it holds at
 most the bodies the fetcher's window already keeps in memory) and is removed by
 `Spool.close`. Files are named after the item (and the dispatch, for
 values), and the engine removes every file an item may have left when it is
-done with it, whatever became of it.
+done with it, whatever became of it. A process killed before it could close its
+spool leaves it behind; the next spool anyone makes removes it (`Spool`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,11 @@ import shutil
 import tempfile
 from dataclasses import replace
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows: the pid in the name has to do
+    fcntl = None  # type: ignore[assignment]
 
 #: Messages above this size go through a file (gevent's deadlock starts near 32 KB).
 THRESHOLD = 16 * 1024
@@ -46,17 +52,34 @@ Reply = tuple[str, Any]
 class Spool:
     """A private directory (mode 0700) for payloads too big for a pipe.
 
-    Its name carries the owner's pid, so that a new spool can remove the ones
-    left by processes that were killed before they could (SIGKILL, SIGTERM).
+    A new spool first removes the ones left by processes that were killed
+    before they could (SIGKILL, SIGTERM, the OOM killer). Its owner holds an
+    exclusive `flock` on the directory for as long as it lives, and the kernel
+    drops it whatever ends the process, so a spool whose lock can be taken is
+    dead. A pid alone would not tell: pids are reused (a dead spool whose pid
+    now runs something else would stay), and a process in another pid
+    namespace sharing ``/dev/shm`` (containers of one pod) would look dead.
+    The directory gets its ``.locked`` suffix only once locked, atomically by
+    rename; a name without it (killed before the rename, or made by a version
+    without locks) is judged by the pid in it, as before.
     """
 
     PREFIX = "polyfetch-pp-"
+    LOCKED = ".locked"
 
     def __init__(self) -> None:
         shm = "/dev/shm"
         where = shm if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK) else None
         _sweep(where or tempfile.gettempdir(), self.PREFIX)
         self.path = tempfile.mkdtemp(prefix=f"{self.PREFIX}{os.getpid()}-", dir=where)
+        self._lock: int | None = None
+        if fcntl is not None:
+            try:
+                self._lock = _lock(self.path)
+                os.rename(self.path, self.path + self.LOCKED)
+                self.path += self.LOCKED
+            except OSError:  # no locks here (some network file systems): the pid will do
+                pass
 
     def pack(self, result: Any, item: int) -> tuple[Payload, list[str]]:
         """The message that carries ``result`` to a worker, and the files it made.
@@ -88,6 +111,9 @@ class Spool:
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            os.close(lock)  # after the removal: nobody can sweep it from under us meanwhile
 
 
 def unpack(payload: Payload) -> Any:
@@ -125,9 +151,36 @@ def _sweep(parent: str, prefix: str) -> None:
     except OSError:
         return
     for name in names:
-        pid = name[len(prefix) :].split("-", 1)[0] if name.startswith(prefix) else ""
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(parent, name)
+        if name.endswith(Spool.LOCKED):
+            if fcntl is None:
+                continue
+            try:
+                lock = _lock(path)  # taken: its owner is dead
+            except OSError:
+                continue  # held by its live owner (or not ours to open)
+            try:
+                shutil.rmtree(path, ignore_errors=True)
+            finally:
+                os.close(lock)
+            continue
+        pid = name[len(prefix) :].split("-", 1)[0]
         if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _lock(path: str) -> int:
+    """An fd of directory ``path`` with an exclusive flock on it; raises OSError if held."""
+    assert fcntl is not None
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _alive(pid: int) -> bool:
