@@ -40,6 +40,13 @@ workers:
   cancelled), then kills the workers, and returns only when none is left.
 - Workers whose exit status someone else reaped (gevent's libev, SIGCHLD
   ignored) are still seen to be dead (`_spawn`), else the executor would spin.
+- Workers never run the caller's ``__main__`` at start (`_spawn`): a script read
+  from stdin has no file to run. Only a processor defined in a main script makes
+  a worker run that script, when it first needs the processor (`_worker`).
+- Workers die with this process, whatever kills it: each watches the end of the
+  pipe it was spawned through that only the parent holds, and on Linux the
+  kernel also SIGKILLs it when its parent dies (`_worker.watch_parent`). The
+  resource tracker then exits by itself; the next spool made removes ours.
 
 Pages and values cross the process boundary as small messages (`transport`).
 Thread pools cannot kill a stuck thread: there a timeout only completes the
