@@ -213,3 +213,33 @@ def test_our_launch_is_cpythons_but_for_the_preparation_data():
     theirs = theirs.replace("spawn.get_preparation_data(", "preparation_data(")
     theirs = theirs.replace("from . import", "from multiprocessing import")
     assert _tree(inspect.getsource(_spawn._Popen._launch)) == _tree(theirs)
+
+
+def test_a_main_script_that_fails_in_the_worker_fails_each_item_clearly(tmp_path: Path):
+    script = tmp_path / "picky.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import json
+            from polyfetch.postprocess import PostProcessor
+            from polyfetch.result import Result
+
+            def top(result):
+                return "top"
+
+            if __name__ != "__main__":
+                raise RuntimeError("run me only as a script")
+
+            if __name__ == "__main__":
+                with PostProcessor(top, workers=1) as pp:
+                    pages = [Result(url="u", index=i, status=200, body=b"") for i in range(3)]
+                    errors = [pp.submit(p).result(60).process_error for p in pages]
+                    print(json.dumps([[type(e).__name__, str(e)] for e in errors]))
+            """
+        )
+    )
+    out, err = run([sys.executable, str(script)])
+    got = json.loads(out)
+    assert [kind for kind, _ in got] == ["ProcessorFailed"] * 3, err[-3000:]
+    assert f"the main script {script} failed in the worker" in got[0][1]
+    assert "RuntimeError: run me only as a script" in got[0][1]
