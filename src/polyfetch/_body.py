@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from polyfetch.settings import Settings
 
 _GZIP_MAGIC = b"\x1f\x8b"
+#: The most zlib is asked to decompress in one call (its max_length is a C ssize_t).
+_MAX_CHUNK = 1 << 30
 #: Statuses whose responses have no body, whatever Content-Length says (RFC 9110 6.4.1).
 _NO_BODY = frozenset({204, 304})
 
@@ -120,7 +122,8 @@ class Body:
         d = self._d
         assert d is not None
         while data:
-            self._emit(d.decompress(data, self._limit - self.size + 1))
+            # at most what is still allowed, plus one byte to see the limit crossed
+            self._emit(d.decompress(data, min(self._limit - self.size + 1, _MAX_CHUNK)))
             data = d.unconsumed_tail
             if not data and d.eof and d.unused_data:
                 rest = d.unused_data

@@ -14,6 +14,8 @@ DEFAULT_USER_AGENT = f"polyfetch/{__version__} (+https://pypi.org/project/polyfe
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 #: Methods that are safe to retry and redirect as they are.
 METHODS = ("GET", "HEAD")
+#: The most requests in flight a fetcher takes (gevent's pool and the OS stop far below 2**31).
+MAX_CONCURRENCY = 1_000_000
 #: A response header block (or one header line) larger than this is a ProtocolError, everywhere.
 MAX_HEADER_BYTES = 64 * 1024
 #: Seconds a host name's addresses are cached by the backends that resolve names themselves.
@@ -68,8 +70,11 @@ class Settings:
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be an integer >= 1, got {getattr(self, name)!r}")
+            value = getattr(self, name)
+            if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+                raise ConfigError(
+                    f"{name} must be an integer from 1 to {MAX_CONCURRENCY:,}, got {value!r}"
+                )
         for name in ("retries", "max_redirects", "max_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")

@@ -81,7 +81,7 @@ class BlockingClient:
             num_pools=max(settings.concurrency, 10),
             # The core's slots are the limits (per_host per host name, concurrency in all):
             # urllib3's pool never waits, it keeps up to per_host idle connections per origin.
-            maxsize=settings.per_host,
+            maxsize=min(settings.per_host, settings.concurrency),
             block=False,
             retries=False,
             ssl_context=ctx,
@@ -121,7 +121,9 @@ class BlockingClient:
                 preload_content=False,
                 decode_content=False,
                 release_conn=False,
-                timeout=urllib3.Timeout(connect=send.connect_timeout, read=send.read_timeout),
+                timeout=urllib3.Timeout(
+                    connect=_finite(send.connect_timeout), read=_finite(send.read_timeout)
+                ),
             )
             headers = lower_headers(resp.headers.items())
             body = response_body(
@@ -155,6 +157,11 @@ class BlockingClient:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pm.clear()
+
+
+def _finite(seconds: float) -> float | None:
+    """A socket timeout: sockets take no infinity (timeout=inf), None waits as long as it takes."""
+    return seconds if seconds < threading.TIMEOUT_MAX else None
 
 
 def map_error(exc: BaseException, *, connected: bool) -> FetchError:

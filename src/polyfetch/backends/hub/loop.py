@@ -48,6 +48,8 @@ from polyfetch.backends.hub.wakeup import WakeupSocketpair
 T = TypeVar("T")
 READ = selectors.EVENT_READ
 WRITE = selectors.EVENT_WRITE
+#: The longest select(): longer waits (a Retry-After of weeks, timeout=inf) just loop again.
+_MAX_SELECT = 86400.0
 #: Compact the timer heap when this many (and over half of its) entries are dead.
 _COMPACT_AT = 1024
 
@@ -284,7 +286,8 @@ class Hub:
             if ready:
                 timeout: float | None = 0
             elif timers:
-                timeout = max(0.0, timers[0][0] - monotonic())
+                # capped: select() takes at most ~24 days, and timeout=inf makes inf timers
+                timeout = min(max(0.0, timers[0][0] - monotonic()), _MAX_SELECT)
             elif self._check_deadlock():
                 continue  # the blocked caller was told; it may have queued new work since
             else:
