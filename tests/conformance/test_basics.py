@@ -47,3 +47,15 @@ def test_results_stream_in_completion_order(harness, servers):
 
 def test_fetch_one_and_fetch_inside_map(harness, servers):
     t.check_fetch_one_and_fetch_inside_map(harness, servers)
+
+
+def test_interim_responses_are_skipped(harness, servers):
+    t.check_interim_responses_are_skipped(harness, servers)
+
+
+def test_keep_alive_reuses_the_connection(harness, servers):
+    t.check_keep_alive_reuses_the_connection(harness, servers)
+
+
+def test_bytes_after_a_response_are_not_the_next_one(harness, servers):
+    t.check_bytes_after_a_response_are_not_the_next_one(harness, servers)

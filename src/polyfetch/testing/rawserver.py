@@ -197,6 +197,30 @@ def gzip_bad(sock: socket.socket) -> None:
     )
 
 
+def informational(sock: socket.socket) -> None:
+    """A 100 Continue interim response, then the real one: body "ok"."""
+    sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+    ok(sock)
+
+
+def keep_alive(sock: socket.socket) -> None:
+    """Answer requests on this one connection, each body the request's number on it."""
+    for number in range(1, 101):
+        body = str(number).encode()
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s"
+            % (len(body), body)
+        )
+        if _read_head(sock) is None:  # the client closed the connection
+            return
+
+
+def junk_after(sock: socket.socket) -> None:
+    """A whole response with keep-alive, then bytes that belong to no response."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK\r\n\r\n")
+    _client_gone(sock, 5.0)
+
+
 def not_found(sock: socket.socket) -> None:
     """Any other path: a plain 404."""
     sock.sendall(
@@ -219,6 +243,9 @@ BEHAVIOURS: dict[str, Callable[[socket.socket], None]] = {
     "/empty": empty,
     "/ok": ok,
     "/gzip-bad": gzip_bad,
+    "/informational": informational,
+    "/keep-alive": keep_alive,
+    "/junk-after": junk_after,
 }
 
 

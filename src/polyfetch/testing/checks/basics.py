@@ -150,3 +150,36 @@ def check_fetch_one_and_fetch_inside_map(harness: Harness, servers: Servers) -> 
         again = list(f.map([f"{servers.http}/bytes/5"] * 5))
     assert inner == [3, 3, 3], f"sizes fetched inside map(): {inner}"
     assert [r.size for r in again] == [5] * 5, [shown(r) for r in again]
+
+
+@check
+def check_interim_responses_are_skipped(harness: Harness, servers: Servers) -> None:
+    """A 100 Continue interim response is skipped and the final one kept (http.client, under
+    threads and gevent, skips no other 1xx: a 103 Early Hints would be their result)."""
+    r = harness.one(f"{servers.raw}/informational", retries=0)
+    assert r.error is None and r.status == 200 and r.body == b"ok", shown(r)
+
+
+@check
+def check_keep_alive_reuses_the_connection(harness: Harness, servers: Servers) -> None:
+    """Requests one after another to one host ride one keep-alive connection."""
+    with harness.open(concurrency=1, per_host=1) as session:
+        bodies = [session.fetch(f"{servers.raw}/keep-alive?i={i}").body for i in range(5)]
+    assert bodies == [b"1", b"2", b"3", b"4", b"5"], f"the server counted {bodies}"
+
+
+@check
+def check_bytes_after_a_response_are_not_the_next_one(harness: Harness, servers: Servers) -> None:
+    """Junk after a response is never read as a response: never a wrong success.
+
+    What is right differs by parser: the hub keeps the response and drops the connection;
+    aiohttp fails the response (ProtocolError); urllib3 keeps it, reuses the connection and
+    the next request there fails (ReadError, when the server closes it).
+    """
+    with harness.open(concurrency=1, per_host=1, retries=0, timeout=20) as session:
+        first = session.fetch(f"{servers.raw}/junk-after")
+        second = session.fetch(f"{servers.raw}/keep-alive")
+    assert (first.error is None and first.body == b"ok") or first.error is not None, shown(first)
+    if first.error is not None:
+        assert first.error.kind == "ProtocolError", shown(first)
+    assert (second.error is None and second.body == b"1") or second.status is None, shown(second)
