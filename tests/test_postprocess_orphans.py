@@ -103,8 +103,12 @@ def urls(servers: Servers, tmp_path: Path, n: int = 4) -> list[str]:
     ]
 
 
-def kill_parent_and_wait_for_orphans(proc: subprocess.Popen[bytes], tmp_path: Path) -> float:
-    """Once both workers run an item, SIGKILL ``proc``: the seconds until its children died."""
+def kill_parent_and_wait_for_orphans(
+    proc: subprocess.Popen[bytes], tmp_path: Path
+) -> tuple[float, list[str]]:
+    """Once both workers run an item, SIGKILL ``proc``: the seconds until its children died,
+    and the spools it had made (looked up before the kill: once it is dead, any other
+    process's new spool - another test's, in parallel - may sweep them)."""
     deadline = time.monotonic() + 60
     while len(list(tmp_path.glob("pid-?"))) < 2:
         assert proc.poll() is None, (tmp_path / "stderr").read_text()[-3000:]
@@ -115,6 +119,7 @@ def kill_parent_and_wait_for_orphans(proc: subprocess.Popen[bytes], tmp_path: Pa
     assert workers <= family.keys(), (workers, family)
     trackers = [pid for pid in family if "resource_tracker" in cmdline(pid)]
     assert len(trackers) == 1, {pid: cmdline(pid) for pid in family}  # so it must go too
+    spools = spools_of(proc.pid)
     try:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
@@ -124,7 +129,7 @@ def kill_parent_and_wait_for_orphans(proc: subprocess.Popen[bytes], tmp_path: Pa
                 left = {pid: cmdline(pid) for pid, s in family.items() if alive(pid, s)}
                 pytest.fail(f"alive {DEADLINE:g} s after their parent was killed: {left}")
             time.sleep(0.01)
-        return time.monotonic() - killed
+        return time.monotonic() - killed, spools
     finally:
         # By pid, and only if it is still ours. The tracker last: once the workers are gone
         # it exits by itself and unlinks the semaphores they leaked; killed, it cannot.
@@ -165,10 +170,9 @@ def test_library_workers_die_with_their_parent(servers: Servers, tmp_path: Path,
     gevent = ["-m", "gevent.monkey"] if name == "gevent" else []
     cmd = [sys.executable, *gevent, str(script), name, f"{FIXTURE}:hang", *urls(servers, tmp_path)]
     with session(cmd, tmp_path) as proc:
-        seconds = kill_parent_and_wait_for_orphans(proc, tmp_path)
+        seconds, left = kill_parent_and_wait_for_orphans(proc, tmp_path)
     print(f"{name}: orphans gone {seconds:.3f} s after SIGKILL")
     # The killed parent could not remove its spool: the next one sweeps it.
-    left = spools_of(proc.pid)
     assert left, "the parent made no spool: nothing tested"
     transport.Spool().close()
     assert [path for path in left if os.path.exists(path)] == []
@@ -182,7 +186,7 @@ def test_crawl_workers_die_with_their_parent(servers: Servers, tmp_path: Path, n
     cmd += ["--process", f"{FIXTURE}:hang", "--workers", "2", "-q"]
     cmd += ["-o", str(tmp_path / "out.jsonl")]
     with session(cmd, tmp_path) as proc:
-        seconds = kill_parent_and_wait_for_orphans(proc, tmp_path)
+        seconds, _ = kill_parent_and_wait_for_orphans(proc, tmp_path)
     print(f"crawl --backend {name}: orphans gone {seconds:.3f} s after SIGKILL")
 
 
