@@ -13,23 +13,11 @@ import signal
 import threading
 import time
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 from polyfetch.result import Result
+from polyfetch.testing.processors import _param, echo, reverse
 
-
-def _param(result: Result, name: str, default: str = "") -> str:
-    return parse_qs(urlsplit(result.url).query).get(name, [default])[0]
-
-
-def echo(result: Result) -> dict[str, object]:
-    """The item's index and body length, and which process ran it."""
-    return {"index": result.index, "size": len(result.body or b""), "pid": os.getpid()}
-
-
-def reverse(result: Result) -> bytes:
-    """The body reversed: a value as big as the page."""
-    return (result.body or b"")[::-1]
+__all__ = ["boom", "die", "echo", "hang", "hog", "reverse", "sleep", "unpicklable"]
 
 
 def boom(result: Result) -> None:

@@ -128,7 +128,7 @@ class Fetcher:
         Input is consumed lazily; closing the iterator early cancels what is in flight.
         """
         backend, runner = self._started()
-        batch = backend.group(runner)
+        group = backend.group(runner)
         window = self.settings.concurrency
         items = iter(urls)
         pending = index = 0
@@ -141,17 +141,17 @@ class Fetcher:
                     except StopIteration:
                         exhausted = True
                         break
-                    batch.spawn(item, index)
+                    group.spawn(item, index)
                     index += 1
                     pending += 1
                 if not pending:
                     return
-                result = batch.next_result()
+                result = group.next_result()
                 pending -= 1
                 yield result
         finally:
             if pending:
-                batch.cancel()
+                group.cancel()
 
     def fetch(self, url: object) -> Result:
         """Fetch one URL (with the same retries, redirects and limits as `map`)."""
@@ -217,7 +217,7 @@ class AsyncFetcher:
     async def map(self, urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[Result]:
         """Fetch every item, yielding results as they finish; input may be sync or async."""
         backend, runner = await self._started()
-        batch = backend.agroup(runner)
+        group = backend.agroup(runner)
         window = self.settings.concurrency
         items = _aiter(urls)
         pending = index = 0
@@ -230,17 +230,17 @@ class AsyncFetcher:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    batch.spawn(item, index)
+                    group.spawn(item, index)
                     index += 1
                     pending += 1
                 if not pending:
                     return
-                result = await batch.next_result()
+                result = await group.next_result()
                 pending -= 1
                 yield result
         finally:
             if pending:
-                await batch.cancel()
+                await group.cancel()
 
     async def fetch(self, url: object) -> Result:
         """Fetch one URL."""

@@ -99,13 +99,13 @@ class Runner:
         try:
             plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
             action = plan.advance(None, started)
-            while type(action) is not Done:
-                if type(action) is Wait:
-                    group.sleep(action.seconds)  # type: ignore[union-attr]
+            while not isinstance(action, Done):
+                if isinstance(action, Wait):
+                    group.sleep(action.seconds)
                     action = plan.advance(None, time.monotonic())
                 else:
-                    action = plan.advance(self._attempt(action, group), time.monotonic())  # type: ignore[arg-type]
-            result = action.result  # type: ignore[union-attr]
+                    action = plan.advance(self._attempt(action, group), time.monotonic())
+            result = action.result
             post = self.post
             if post is None or result.error is not None:
                 return result
@@ -138,14 +138,14 @@ class Runner:
         try:
             plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
             action = plan.advance(None, started)
-            while type(action) is not Done:
-                if type(action) is Wait:
-                    await group.sleep(action.seconds)  # type: ignore[union-attr]
+            while not isinstance(action, Done):
+                if isinstance(action, Wait):
+                    await group.sleep(action.seconds)
                     action = plan.advance(None, time.monotonic())
                 else:
-                    outcome = await self._aattempt(action, group)  # type: ignore[arg-type]
+                    outcome = await self._aattempt(action, group)
                     action = plan.advance(outcome, time.monotonic())
-            result = action.result  # type: ignore[union-attr]
+            result = action.result
             post = self.post
             if post is None or result.error is not None:
                 return result

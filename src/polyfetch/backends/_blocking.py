@@ -44,13 +44,17 @@ _local = threading.local()  # the hook of the attempt running in this thread (or
 
 
 class _Hooked:
-    """Tells the running attempt's hook which socket carries its request, once it is sent."""
+    """Tells the running attempt's hook which socket carries its request, once it is sent,
+    and whether that connection had carried a request before (a reused keep-alive one)."""
+
+    _polyfetch_requests = 0
 
     def request(self, *args: Any, **kwargs: Any) -> None:
+        self._polyfetch_requests += 1
         super().request(*args, **kwargs)  # type: ignore[misc]
         hook = getattr(_local, "hook", None)
         if hook is not None:
-            hook(self.sock)  # type: ignore[attr-defined]
+            hook(self.sock, self._polyfetch_requests > 1)  # type: ignore[attr-defined]
 
 
 class _HTTPConnection(_Hooked, HTTPConnection):
@@ -97,13 +101,29 @@ class BlockingClient:
         """One attempt; every failure comes back as a `FetchError`.
 
         ``on_socket`` is told the socket once the request is sent, and None before the
-        socket goes back to the pool (another attempt may then use it).
+        socket goes back to the pool (another attempt may then use it). A reused keep-alive
+        connection that the server closed before answering is the pool's race, not the
+        server's answer: the request goes once more, as on the other backends, and that
+        is not another attempt.
         """
+        outcome = self._attempt(send, on_socket)
+        if outcome is _STALE:
+            outcome = self._attempt(send, on_socket)
+            if outcome is _STALE:
+                return ReadError("server closed the connection without a response")
+        return outcome  # type: ignore[return-value]
+
+    def _attempt(
+        self, send: Send, on_socket: Callable[[socket.socket | None], None] | None
+    ) -> Response | FetchError | object:
         t = send.target
         sent: list[socket.socket] = []
+        reused = False
 
-        def hook(sock: socket.socket) -> None:
+        def hook(sock: socket.socket, again: bool) -> None:
+            nonlocal reused
             sent.append(sock)
+            reused = again
             if on_socket is not None:
                 on_socket(sock)
 
@@ -145,6 +165,8 @@ class BlockingClient:
         except FetchError as exc:
             return exc
         except Exception as exc:  # past the deadline, the core makes it a TotalTimeout
+            if reused and _unanswered(exc):
+                return _STALE
             return map_error(exc, connected=bool(sent))
         finally:
             _local.hook = None
@@ -157,6 +179,17 @@ class BlockingClient:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pm.clear()
+
+
+#: `BlockingClient._attempt`'s word for "a reused connection died unanswered: once more".
+_STALE = object()
+
+
+def _unanswered(exc: BaseException) -> bool:
+    """Whether the connection closed or reset before any byte of the response came."""
+    if isinstance(exc, u3.ProtocolError) and len(exc.args) > 1:
+        exc = exc.args[1]
+    return isinstance(exc, http.client.RemoteDisconnected | ConnectionResetError | BrokenPipeError)
 
 
 def _finite(seconds: float) -> float | None:

@@ -98,7 +98,7 @@ class HubGroup(BlockingGroup):
         return self._hub.wait_future(fut)
 
     def next_result(self) -> Result:
-        """Run the hub until an item of this batch is done; return its result."""
+        """Run the hub until an item of this group is done; return its result."""
         hub = self._hub
         hub.check_thread()
         while not self._results:

@@ -86,7 +86,7 @@ class ThreadSemaphore:
 @dataclass(eq=False)
 class _Watch:
     deadline: float
-    batch: PoolGroup
+    group: PoolGroup
     sock: socket.socket | None = None
     active: bool = True
     order: int = field(default_factory=itertools.count().__next__)
@@ -112,9 +112,9 @@ class Watchdog:
         self._thread = threading.Thread(target=self._run, name="polyfetch-watchdog", daemon=True)
         self._thread.start()
 
-    def arm(self, deadline: float, batch: PoolGroup) -> _Watch:
+    def arm(self, deadline: float, group: PoolGroup) -> _Watch:
         """Watch the attempt about to run in this thread."""
-        watch = _Watch(deadline, batch)
+        watch = _Watch(deadline, group)
         with self._cond:
             heapq.heappush(self._heap, watch)
             if self._heap[0] is watch:
@@ -127,7 +127,7 @@ class Watchdog:
         with self._cond:
             watch.sock = sock
             if sock is not None and (
-                watch.batch.cancelled.is_set() or time.monotonic() >= watch.deadline
+                watch.group.cancelled.is_set() or time.monotonic() >= watch.deadline
             ):
                 watch.kill()
 
@@ -137,11 +137,11 @@ class Watchdog:
             watch.active = False
             watch.sock = None
 
-    def kill_batch(self, batch: PoolGroup) -> None:
+    def kill_group(self, group: PoolGroup) -> None:
         """Shut down every connection the group's running attempts use."""
         with self._cond:
             for watch in self._heap:
-                if watch.batch is batch and watch.active:
+                if watch.group is group and watch.active:
                     watch.kill()
 
     def _run(self) -> None:
@@ -239,7 +239,7 @@ class PoolGroup(BlockingGroup):
             fut.cancel()
         for wait_on in waits:
             wait_on.cancel()
-        self._watchdog.kill_batch(self)
+        self._watchdog.kill_group(self)
         wait(futures)
 
 
@@ -255,19 +255,19 @@ class ThreadsBackend(Backend):
         self.client = BlockingClient(self.settings)
         self.watchdog = Watchdog()
         self.pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="polyfetch")
-        self._batches: weakref.WeakSet[PoolGroup] = weakref.WeakSet()
+        self._groups: weakref.WeakSet[PoolGroup] = weakref.WeakSet()
 
     def semaphore(self, value: int) -> ThreadSemaphore:
         return ThreadSemaphore(value)
 
     def group(self, runner: Runner) -> PoolGroup:
-        batch = PoolGroup(self, runner)
-        self._batches.add(batch)
-        return batch
+        group = PoolGroup(self, runner)
+        self._groups.add(group)
+        return group
 
     def close(self) -> None:
-        for batch in list(self._batches):
-            batch.cancel()
+        for group in list(self._groups):
+            group.cancel()
         self.pool.shutdown(wait=True, cancel_futures=True)
         self.watchdog.close()
         self.client.close()

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from polyfetch.testing.checks import CHECKS, Check
 from polyfetch.testing.checks.basics import (
+    check_a_stale_keep_alive_connection_is_not_an_attempt,
     check_body_delimited_by_connection_close,
     check_bytes_after_a_response_are_not_the_next_one,
     check_default_user_agent_and_custom_headers,
@@ -169,6 +170,7 @@ __all__ = [
     "check_abandoned_map_cancels_in_flight_and_close_releases_everything",
     "check_backoff_grows",
     "check_big_bodies_and_big_results",
+    "check_a_stale_keep_alive_connection_is_not_an_attempt",
     "check_body_delimited_by_connection_close",
     "check_bytes_after_a_response_are_not_the_next_one",
     "check_interim_responses_are_skipped",

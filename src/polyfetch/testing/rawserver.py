@@ -215,6 +215,13 @@ def keep_alive(sock: socket.socket) -> None:
             return
 
 
+def close_after_one(sock: socket.socket) -> None:
+    """Answer one request with keep-alive, then close as soon as the next one arrives
+    (a server dropping an idle keep-alive connection, racing the client that reuses it)."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    _read_head(sock)
+
+
 def junk_after(sock: socket.socket) -> None:
     """A whole response with keep-alive, then bytes that belong to no response."""
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokJUNK\r\n\r\n")
@@ -246,6 +253,7 @@ BEHAVIOURS: dict[str, Callable[[socket.socket], None]] = {
     "/informational": informational,
     "/keep-alive": keep_alive,
     "/junk-after": junk_after,
+    "/close-after-one": close_after_one,
 }
 
 

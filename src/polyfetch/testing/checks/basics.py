@@ -183,3 +183,15 @@ def check_bytes_after_a_response_are_not_the_next_one(harness: Harness, servers:
     if first.error is not None:
         assert first.error.kind == "ProtocolError", shown(first)
     assert (second.error is None and second.body == b"1") or second.status is None, shown(second)
+
+
+@check
+def check_a_stale_keep_alive_connection_is_not_an_attempt(
+    harness: Harness, servers: Servers
+) -> None:
+    """A reused connection the server closed before answering is the pool's race: the
+    request goes once more on a fresh connection, and ``attempts`` does not count it."""
+    with harness.open(concurrency=1, per_host=1, retries=0) as session:
+        results = [session.fetch(f"{servers.raw}/close-after-one?i={i}") for i in range(3)]
+    for r in results:
+        assert r.error is None and r.body == b"ok" and r.attempts == 1, shown(r)
