@@ -43,6 +43,45 @@ _CHUNK = 64 * 1024
 _local = threading.local()  # the hook of the attempt running in this thread (or greenlet)
 
 
+class _CutHead(http.client.HTTPException):
+    """The connection ended inside the header block (no blank line came)."""
+
+
+class _EOFWatch:
+    """A response's file, noting whether a line read ever met the end of stream."""
+
+    __slots__ = ("eof", "fp")
+
+    def __init__(self, fp: Any) -> None:
+        self.fp = fp
+        self.eof = False
+
+    def readline(self, limit: int = -1) -> bytes:
+        line: bytes = self.fp.readline(limit)
+        if not line.endswith(b"\n"):
+            self.eof = True
+        return line
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.fp, name)
+
+
+class _WholeHead(http.client.HTTPResponse):
+    """http.client takes the end of stream inside the header block for its end (and then an
+    empty page for a complete one): a head that ends without its blank line is refused."""
+
+    def begin(self) -> None:
+        fp = self.fp
+        watch = self.fp = _EOFWatch(fp)  # type: ignore[assignment]
+        try:
+            super().begin()
+        finally:
+            if self.fp is watch:  # else http.client closed it (and set None) on its way out
+                self.fp = fp
+        if watch.eof:
+            raise _CutHead("the connection closed inside the response's header block")
+
+
 class _Hooked:
     """Tells the running attempt's hook which socket carries its request, once it is sent,
     and whether that connection had carried a request before (a reused keep-alive one)."""
@@ -58,11 +97,11 @@ class _Hooked:
 
 
 class _HTTPConnection(_Hooked, HTTPConnection):
-    pass
+    response_class = _WholeHead
 
 
 class _HTTPSConnection(_Hooked, HTTPSConnection):
-    pass
+    response_class = _WholeHead
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -228,6 +267,8 @@ def map_error(exc: BaseException, *, connected: bool) -> FetchError:
         return ReadError(f"connection closed before the body was complete: {msg}")
     if isinstance(exc, http.client.RemoteDisconnected):
         return ReadError("server closed the connection without a response")
+    if isinstance(exc, _CutHead):
+        return ReadError(f"connection closed mid-response: {msg}")
     if isinstance(exc, http.client.HTTPException):
         return ProtocolError(f"malformed response: {type(exc).__name__}: {msg}")
     if isinstance(exc, OSError):

@@ -215,6 +215,29 @@ def keep_alive(sock: socket.socket) -> None:
             return
 
 
+def cut_head(sock: socket.socket) -> None:
+    """A status line and half a header block (no blank line, no Content-Length), then FIN."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Cut: abc")
+
+
+def trickle_lines(sock: socket.socket) -> None:
+    """Whole header lines, one every half second, for up to MAX_WAIT; never the blank line."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\n")
+    for i in range(int(MAX_WAIT * 2)):
+        sock.sendall(b"X-Line-%d: yes\r\n" % i)
+        if _client_gone(sock, 0.5):
+            return
+
+
+def trickle_close_delimited(sock: socket.socket) -> None:
+    """A body without Content-Length (it ends at close), one byte every 0.2 s, for MAX_WAIT."""
+    sock.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+    for _ in range(int(MAX_WAIT * 5)):
+        sock.sendall(b"z")
+        if _client_gone(sock, POLL):
+            return
+
+
 def close_after_one(sock: socket.socket) -> None:
     """Answer one request with keep-alive, then close as soon as the next one arrives
     (a server dropping an idle keep-alive connection, racing the client that reuses it)."""
@@ -254,6 +277,9 @@ BEHAVIOURS: dict[str, Callable[[socket.socket], None]] = {
     "/keep-alive": keep_alive,
     "/junk-after": junk_after,
     "/close-after-one": close_after_one,
+    "/cut-head": cut_head,
+    "/trickle-lines": trickle_lines,
+    "/trickle-close-delimited": trickle_close_delimited,
 }
 
 

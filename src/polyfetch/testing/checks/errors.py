@@ -21,6 +21,7 @@ BROKEN_RESPONSES: dict[str, type[FetchError]] = {
     "/empty": ReadError,
     "/short": ReadError,
     "/reset-mid-body": ReadError,
+    "/cut-head": ReadError,  # closed before the blank line: never a complete (empty) page
     "/garbage": ProtocolError,
     "/bad-status": ProtocolError,
     "/huge-header": ProtocolError,

@@ -10,7 +10,9 @@ from polyfetch.testing.harness import Harness
 from polyfetch.testing.servers import Servers
 
 #: raw-server paths that send a valid response slower than any total timeout
-TRICKLES = ("/trickle", "/trickle-headers")
+#: one byte at a time into the body and the status line; whole header lines one by one; a
+#: body delimited by the connection's close, still coming (a partial page is never a success)
+TRICKLES = ("/trickle", "/trickle-headers", "/trickle-lines", "/trickle-close-delimited")
 
 
 @check
