@@ -36,8 +36,27 @@ def test_decodes(encoding, blob):
     assert feed(body, blob) == DATA and body.size == len(DATA) and body.wire_size == len(blob)
 
 
-def test_unknown_encoding_is_passed_through():
-    assert feed(Body(10**7, content_encoding="br"), b"opaque") == b"opaque"
+@pytest.mark.parametrize("encoding", ["zstd", "gzip, br", "compress", "x-custom"])
+def test_a_body_in_an_encoding_we_cannot_decode_is_an_error_not_a_page(encoding):
+    with pytest.raises(ProtocolError, match="not decodable"):
+        feed(Body(10**7, content_encoding=encoding), b"opaque")
+    assert Body(10**7, content_encoding=encoding).finish() == b""  # no body (a HEAD): fine
+
+
+def test_identity_is_the_body_as_sent():
+    assert feed(Body(10**7, content_encoding="identity"), b"plain") == b"plain"
+
+
+def test_brotli_is_decoded_under_both_caps():
+    import brotli
+
+    assert feed(Body(10**7, content_encoding="br"), brotli.compress(DATA)) == DATA
+    bomb = brotli.compress(bytes(64 * 2**20), quality=1)
+    assert len(bomb) < 100_000
+    with pytest.raises(TooLarge, match="decoded"):
+        feed(Body(2**20, content_encoding="br"), bomb)
+    with pytest.raises(ProtocolError, match="truncated br"):
+        feed(Body(10**7, content_encoding="br"), brotli.compress(DATA)[:-10])
 
 
 def test_limits_on_the_wire_and_decoded():

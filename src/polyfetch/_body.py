@@ -46,10 +46,21 @@ def response_body(
     )
 
 
+try:
+    import brotli
+except ImportError:  # then br is neither advertised nor decoded
+    brotli = None
+
+#: What Accept-Encoding offers: only what `Body` can decode.
+ACCEPT_ENCODING = "gzip, deflate, br" if brotli is not None else "gzip, deflate"
+_ZLIB = ("gzip", "x-gzip", "deflate")
+
+
 class Body:
     """Collects one response body as it arrives; `feed` raises as soon as a limit is crossed."""
 
     __slots__ = (
+        "_br",
         "_chunks",
         "_d",
         "_deflate_probe",
@@ -76,12 +87,15 @@ class Body:
         self.size = 0  #: decoded bytes so far
         self.wire_size = 0  #: bytes received so far
         encoding = (content_encoding or "").strip().lower()
-        self._encoding = encoding if encoding in ("gzip", "x-gzip", "deflate") else None
+        #: None: the body is as sent. An encoding we cannot decode ("zstd", "gzip, br") is
+        #: kept, and a body in it is a ProtocolError: raw bytes must never pass as the page.
+        self._encoding = encoding if encoding not in ("", "identity") else None
+        self._br = brotli.Decompressor() if encoding == "br" and brotli is not None else None
         self._d = self._new_decoder()
         self._deflate_probe: bytes | None = b"" if self._encoding == "deflate" else None
 
     def _new_decoder(self) -> zlib._Decompress | None:
-        if self._encoding is None:
+        if self._encoding not in _ZLIB:
             return None
         if self._encoding == "deflate":
             return zlib.decompressobj()
@@ -94,13 +108,30 @@ class Body:
         self.wire_size += len(data)
         if self.wire_size > self._limit:
             raise TooLarge(f"body exceeds max_bytes={self._limit} on the wire")
-        if self._d is None:
+        if self._d is not None:
+            try:
+                self._decode(data)
+            except zlib.error as exc:
+                raise ProtocolError(f"invalid {self._encoding} body: {exc}") from None
+        elif self._br is not None:
+            self._unbrotli(data)
+        elif self._encoding is None:
             self._emit(data)
-            return
+        else:
+            raise ProtocolError(f"body in Content-Encoding {self._encoding!r}, not decodable here")
+
+    def _unbrotli(self, data: bytes) -> None:
+        br = self._br
+        assert br is not None
         try:
-            self._decode(data)
-        except zlib.error as exc:
-            raise ProtocolError(f"invalid {self._encoding} body: {exc}") from None
+            while True:  # at most what is still allowed, plus one byte to see the limit crossed
+                out = br.process(data, output_buffer_limit=self._limit - self.size + 1)
+                self._emit(out)
+                if br.can_accept_more_data() or not out:
+                    return
+                data = b""  # more output is pending: drain it
+        except brotli.error as exc:
+            raise ProtocolError(f"invalid br body: {exc}") from None
 
     def _decode(self, data: bytes) -> None:
         if self._deflate_probe is not None:
@@ -146,6 +177,8 @@ class Body:
         """The decoded body (None when not kept); raise if the encoded stream was cut short."""
         if self._d is not None and self.wire_size and not self._d.eof:
             raise ProtocolError(f"truncated {self._encoding} body")
+        if self._br is not None and self.wire_size and not self._br.is_finished():
+            raise ProtocolError("truncated br body")
         if not self._keep:
             return None
         return b"".join(self._chunks)

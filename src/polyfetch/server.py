@@ -45,6 +45,7 @@ _ZEROS = bytes(MIB)
 
 MAX_BYTES = GIB  # /bytes, /gzip, /deflate, /delay?size=
 MAX_BOMB = 4 * GIB  # /bomb
+MAX_BROTLI = 256 * MIB  # /brotli, /brotli-bomb (compressed at request time)
 MAX_HTML = 16 * MIB  # /html
 MAX_DELAY_MS = 600_000  # /delay, /drip delay
 MAX_DRIP_BYTES = MIB  # /drip bytes
@@ -67,6 +68,7 @@ GET/HEAD endpoints:
   /html/{size}                           an HTML page of about size bytes with links
   /gzip/{n}, /deflate/{n}                /bytes/{n} body, Content-Encoding gzip / deflate
   /bomb/{n}                              gzip of n zero bytes (n <= 4 GiB)
+  /brotli/{n}, /brotli-bomb/{n}          /bytes/{n} body or n zero bytes, Content-Encoding br
   /drip?bytes=N&interval=MS&delay=MS     one byte every interval ms
   /flaky/{key}?fails=N[&retry_after=S][&status=503]
                                          fails N times, then 200 b"recovered after N"
@@ -452,6 +454,22 @@ async def bomb(request: web.Request) -> web.Response:
     return await _compressed(request, "zeros", n, "gzip")
 
 
+def _brotli(kind: str, n: int) -> bytes:
+    import brotli  # a dependency of polyfetch; imported only when this endpoint is used
+
+    data = pattern_bytes(n) if kind == "pattern" else bytes(n)
+    return bytes(brotli.compress(data, quality=1))
+
+
+async def brotli_(request: web.Request) -> web.Response:
+    """``/brotli/{n}``: the /bytes/{n} body, brotli-encoded (``/brotli-bomb/{n}``: n zeros)."""
+    kind = "zeros" if request.path.startswith("/brotli-bomb/") else "pattern"
+    n = _int(request.match_info["n"], "n", 0, MAX_BROTLI)
+    body = await request.app[_BODIES].get((kind, "br", n), functools.partial(_brotli, kind, n))
+    headers = {"Content-Type": "application/octet-stream", "Content-Encoding": "br"}
+    return web.Response(body=body, headers=headers)
+
+
 async def drip(request: web.Request) -> web.StreamResponse:
     """``/drip?bytes=N&interval=MS&delay=MS``: headers, delay, then one byte per interval."""
     q = request.query
@@ -542,6 +560,8 @@ def build_app() -> web.Application:
         ("/gzip/{n}", gzip_),
         ("/deflate/{n}", deflate),
         ("/bomb/{n}", bomb),
+        ("/brotli/{n}", brotli_),
+        ("/brotli-bomb/{n}", brotli_),
         ("/drip", drip),
         ("/flaky/{key}", flaky),
         ("/flaky-reset", flaky_reset),

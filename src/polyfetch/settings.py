@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from polyfetch._body import ACCEPT_ENCODING
 from polyfetch._version import __version__
 from polyfetch.errors import ConfigError
 
@@ -117,7 +118,7 @@ class Settings:
         merged = {
             "user-agent": ("User-Agent", self.user_agent),
             "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", "gzip, deflate"),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
         }
         for name, value in self.headers:
             merged[name.lower()] = (name, value)

@@ -63,3 +63,7 @@ def test_bytes_after_a_response_are_not_the_next_one(harness, servers):
 
 def test_a_stale_keep_alive_connection_is_not_an_attempt(harness, servers):
     t.check_a_stale_keep_alive_connection_is_not_an_attempt(harness, servers)
+
+
+def test_brotli_is_decoded(harness, servers):
+    t.check_brotli_is_decoded(harness, servers)

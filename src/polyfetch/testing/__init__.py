@@ -35,6 +35,7 @@ from polyfetch.testing.checks import CHECKS, Check
 from polyfetch.testing.checks.basics import (
     check_a_stale_keep_alive_connection_is_not_an_attempt,
     check_body_delimited_by_connection_close,
+    check_brotli_is_decoded,
     check_bytes_after_a_response_are_not_the_next_one,
     check_default_user_agent_and_custom_headers,
     check_fetch_one_and_fetch_inside_map,
@@ -172,6 +173,7 @@ __all__ = [
     "check_big_bodies_and_big_results",
     "check_a_stale_keep_alive_connection_is_not_an_attempt",
     "check_body_delimited_by_connection_close",
+    "check_brotli_is_decoded",
     "check_bytes_after_a_response_are_not_the_next_one",
     "check_interim_responses_are_skipped",
     "check_keep_alive_reuses_the_connection",

@@ -251,6 +251,12 @@ def junk_after(sock: socket.socket) -> None:
     _client_gone(sock, 5.0)
 
 
+def zstd(sock: socket.socket) -> None:
+    """A body in Content-Encoding zstd, which polyfetch neither asks for nor decodes."""
+    body = b"(\xb5/\xfd" + b"not really zstd"
+    sock.sendall(_head("200 OK", "Content-Encoding: zstd", f"Content-Length: {len(body)}") + body)
+
+
 def not_found(sock: socket.socket) -> None:
     """Any other path: a plain 404."""
     sock.sendall(
@@ -278,6 +284,7 @@ BEHAVIOURS: dict[str, Callable[[socket.socket], None]] = {
     "/junk-after": junk_after,
     "/close-after-one": close_after_one,
     "/cut-head": cut_head,
+    "/zstd": zstd,
     "/trickle-lines": trickle_lines,
     "/trickle-close-delimited": trickle_close_delimited,
 }

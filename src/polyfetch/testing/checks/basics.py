@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import polyfetch
+from polyfetch._body import ACCEPT_ENCODING
 from polyfetch.testing.checks._registry import check, shown
 from polyfetch.testing.harness import Harness
 from polyfetch.testing.servers import Servers
@@ -62,7 +63,7 @@ def check_default_user_agent_and_custom_headers(harness: Harness, servers: Serve
     assert sent.get("user-agent") == polyfetch.DEFAULT_USER_AGENT, sent
     assert sent["user-agent"].startswith(f"polyfetch/{polyfetch.__version__}"), sent
     assert sent.get("x-polyfetch-test") == "yes", sent
-    assert sent.get("accept-encoding") == "gzip, deflate", sent
+    assert sent.get("accept-encoding") == ACCEPT_ENCODING, sent  # only what can be decoded
     assert json.loads(custom.body or b"{}").get("user-agent") == "my-bot/2", custom.body
 
 
@@ -92,6 +93,14 @@ def check_gzip_and_deflate_are_decoded(harness: Harness, servers: Servers) -> No
     assert gz.size == zl.size == 100000, [shown(gz), shown(zl)]
     assert chunked.size == 300000, shown(chunked)
     assert chunked.body is not None and chunked.body[:100000] == plain.body, "chunked body differs"
+
+
+@check
+def check_brotli_is_decoded(harness: Harness, servers: Servers) -> None:
+    """A br body is decoded (when brotli is installed, as polyfetch requires)."""
+    plain, br = harness.run([f"{servers.http}/bytes/100000", f"{servers.http}/brotli/100000"])
+    assert br.ok and br.headers.get("content-encoding") == "br", shown(br)
+    assert br.body == plain.body and br.size == 100000, shown(br)
 
 
 @check

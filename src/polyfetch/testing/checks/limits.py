@@ -14,7 +14,13 @@ from polyfetch.testing.harness import Harness
 from polyfetch.testing.servers import Servers
 
 #: paths of bodies over 1 MB: with a Content-Length, chunked, and gzip-decoded
-LARGE_BODIES = ("/bytes/2000000", "/bytes/2000000?chunked=1", "/gzip/2000000")
+LARGE_BODIES = (
+    "/bytes/2000000",
+    "/bytes/2000000?chunked=1",
+    "/gzip/2000000",
+    "/brotli/2000000",
+    f"/brotli-bomb/{64 * 2**20}",  # 64 MiB of zeros in a few KiB: stopped at the cap
+)
 #: what the memory checks allow their fresh process to grow, in MiB
 BOMB_MIB = 100
 LONG_INPUT_MIB = 30
