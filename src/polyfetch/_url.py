@@ -75,12 +75,52 @@ def parse(item: object) -> Target:
     return _check(url)
 
 
+def canonical_ipv4(host: str) -> str | None:
+    """The dotted quad of a host written as an IPv4 address in any form the WHATWG URL
+    standard accepts (``127.1``, ``2130706433``, ``0x7f.0.0.1``, ``0177.0.0.01``), else None.
+
+    Browsers and curl canonicalise these; aiohttp refuses them. Done here, once, so every
+    backend connects to the same address and the per-host limits key on one name.
+    Raises `InvalidURL` for a host that ends in a number but is no IPv4 address.
+    """
+    parts = host.split(".")
+    if parts[-1] == "" and len(parts) > 1:
+        parts.pop()  # a trailing dot
+    if not _number(parts[-1]):
+        return None  # a domain name
+    found = [_number(p) for p in parts]
+    numbers = [n for n in found if n is not None]
+    if len(parts) > 4 or len(numbers) < len(found):
+        raise InvalidURL(f"invalid host {host!r}: ends in a number but is no IPv4 address")
+    *head, last = numbers
+    if any(n > 255 for n in head) or last >= 256 ** (5 - len(parts)):
+        raise InvalidURL(f"invalid host {host!r}: an IPv4 part is out of range")
+    value = last
+    for i, n in enumerate(head):
+        value += n << (8 * (3 - i))
+    return ".".join(str((value >> shift) & 255) for shift in (24, 16, 8, 0))
+
+
+def _number(part: str) -> int | None:
+    """A WHATWG IPv4 part: decimal, 0x hex or 0-prefixed octal; None if it is none of them."""
+    try:
+        if part[:2] in ("0x", "0X"):
+            return int(part[2:] or "0", 16)
+        if len(part) > 1 and part[0] == "0":
+            return int(part[1:], 8)
+        return int(part, 10) if part.isdigit() else None
+    except ValueError:
+        return None
+
+
 def _plain(text: str) -> Target | None:
     """The `Target` of a URL that needs no normalising, without yarl; None for any other."""
     m = _PLAIN.fullmatch(text)
     if m is None:
         return None
     scheme, host, port_text, rest = m.groups()
+    if host[-1].isdigit() and canonical_ipv4(host) != host:
+        return None  # an IPv4 address in another form (or an invalid one): the slow path
     path = rest.split("?", 1)[0]
     if "/." in path and any(seg in (".", "..") for seg in path.split("/")):
         return None  # dot segments: yarl removes them
@@ -124,6 +164,10 @@ def _check(url: URL) -> Target:
         raise InvalidURL(f"bad host or port: {exc}") from None
     if not host:
         raise InvalidURL("URL has no host")
+    if ":" not in host:
+        ipv4 = canonical_ipv4(host)
+        if ipv4 is not None and ipv4 != host:
+            host, url = ipv4, url.with_host(ipv4)
     if ":" not in host and not _HOST.fullmatch(host):
         raise InvalidURL(f"invalid host {host!r}")
     if len(host) > 253:

@@ -67,3 +67,7 @@ def test_a_stale_keep_alive_connection_is_not_an_attempt(harness, servers):
 
 def test_brotli_is_decoded(harness, servers):
     t.check_brotli_is_decoded(harness, servers)
+
+
+def test_ipv4_hosts_in_any_form_reach_the_same_address(harness, servers):
+    t.check_ipv4_hosts_in_any_form_reach_the_same_address(harness, servers)

@@ -204,3 +204,17 @@ def check_a_stale_keep_alive_connection_is_not_an_attempt(
         results = [session.fetch(f"{servers.raw}/close-after-one?i={i}") for i in range(3)]
     for r in results:
         assert r.error is None and r.body == b"ok" and r.attempts == 1, shown(r)
+
+
+@check
+def check_ipv4_hosts_in_any_form_reach_the_same_address(harness: Harness, servers: Servers) -> None:
+    """``127.1``, ``2130706433``, ``127.000.000.001`` and ``0x7f.0.0.1`` are 127.0.0.1, as the
+    WHATWG URL standard (and browsers, curl) read them: the same target on every backend."""
+    port = servers.port
+    forms = ["127.1", "2130706433", "127.000.000.001", "0x7f.0.0.1"]
+    results = harness.run([f"http://{h}:{port}/bytes/3" for h in forms])
+    for r in results:
+        assert r.ok and r.size == 3, shown(r)
+        assert r.final_url == f"http://127.0.0.1:{port}/bytes/3", shown(r)
+    bad = harness.one(f"http://256.0.0.1:{port}/")
+    assert bad.error is not None and bad.error.kind == "InvalidURL", shown(bad)
