@@ -21,14 +21,11 @@ Two front doors share that code (modules by job: `groups`, `timing`, `errors`,
 `loop`):
 
 * `AsyncFetcher` runs the tasks in the caller's loop (`astart`, `agroup`, `aclose`);
-* `Fetcher` gets a private loop, run in the caller's thread while the caller
-  waits for a result (`groups.CallerLoopGroup`), as the greenlet hub is: no
-  thread hop per result, which cost more CPU than our whole layer. Only when
-  the caller's thread already runs a loop of its own does the private loop get
-  a thread (`loop.run_loop`, `groups.LoopThreadGroup`), with submissions and
-  results crossing over, coalesced per burst. `close` cancels every task,
-  closes the session, shuts down the loop's default executor (aiohttp resolves
-  names there), closes the loop and joins its thread if it has one.
+* `Fetcher` gets a private loop in a thread made by `start` (`loop.run_loop`).
+  Submissions cross into it with ``call_soon_threadsafe``, results come back
+  through a `queue.SimpleQueue` per group, both coalesced per burst. `close`
+  cancels every task, closes the session, stops the loop, shuts down its
+  default executor (aiohttp resolves names there) and joins the thread.
 """
 
 from __future__ import annotations
@@ -51,13 +48,8 @@ from polyfetch._rlimit import raise_nofile_limit
 from polyfetch._tls import client_context
 from polyfetch.backends._base import AsyncCapable, Backend
 from polyfetch.backends.asyncio.errors import map_error
-from polyfetch.backends.asyncio.groups import (
-    CallerLoopGroup,
-    LoopGroup,
-    LoopThreadGroup,
-    cancel_all,
-)
-from polyfetch.backends.asyncio.loop import close_loop, new_loop, run_loop
+from polyfetch.backends.asyncio.groups import LoopGroup, LoopThreadGroup, cancel_all
+from polyfetch.backends.asyncio.loop import new_loop, run_loop
 from polyfetch.backends.asyncio.timing import EXPIRED, Deadlines, Gate
 from polyfetch.errors import FetchError
 from polyfetch.settings import DNS_TTL, MAX_HEADER_BYTES, Settings
@@ -77,8 +69,7 @@ class AsyncioBackend(Backend, AsyncCapable):
         super().__init__(settings)
         s = self.settings
         self.loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None  # the sync door inside a running loop
-        self._own = False  # the sync door: our loop runs in the caller's thread
+        self._thread: threading.Thread | None = None  # only for the synchronous door
         self._session: aiohttp.ClientSession | None = None
         self._deadlines: Deadlines | None = None
         #: Every running item's task, whichever group it belongs to (close() cancels them).
@@ -95,40 +86,24 @@ class AsyncioBackend(Backend, AsyncCapable):
     # -- the synchronous door -------------------------------------------------------------
 
     def start(self) -> None:
-        """Make the private loop and open the session in it.
-
-        The loop runs in the caller's thread, while the caller waits for results (no
-        thread hop per result); when that thread already runs an event loop of its own
-        (a notebook, a coroutine calling blocking code), ours gets a thread instead.
-        """
+        """Start the loop thread and open the session in it."""
         ctx = client_context(self.settings.verify, self.settings.ca_bundle)  # ConfigError early
         loop = new_loop(self.settings.uvloop)
-        self.loop = loop
-        if not _loop_running_here():
-            self._own = True
-            try:
-                loop.run_until_complete(self._open(ctx))
-            except BaseException:
-                self.close()
-                raise
-            return
         thread = threading.Thread(
             target=run_loop, args=(loop,), name="polyfetch-asyncio", daemon=True
         )
         thread.start()
-        self._thread = thread
+        self.loop, self._thread = loop, thread
         try:
             asyncio.run_coroutine_threadsafe(self._open(ctx), loop).result()
         except BaseException:
             self.close()
             raise
 
-    def group(self, runner: Runner) -> CallerLoopGroup | LoopThreadGroup:
+    def group(self, runner: Runner) -> LoopThreadGroup:
         """A group whose results are handed to the calling thread."""
-        if self.closed or (self._thread is None and not self._own):
+        if self.closed or self._thread is None:
             raise RuntimeError("the asyncio backend is not running")
-        if self._own:
-            return CallerLoopGroup(self, runner)
         return LoopThreadGroup(self, runner)
 
     def loop_alive(self) -> bool:
@@ -137,16 +112,8 @@ class AsyncioBackend(Backend, AsyncCapable):
         return thread is not None and thread.is_alive()
 
     def close(self) -> None:
-        """Cancel every task, close the session, stop the loop (and join its thread)."""
+        """Cancel every task, close the session, stop the loop and join its thread."""
         loop, thread = self.loop, self._thread
-        if self._own and loop is not None and not loop.is_closed():
-            try:
-                if not self.closed:
-                    loop.run_until_complete(self.aclose())
-            finally:
-                self.closed = True
-                close_loop(loop)
-            return
         if thread is None or loop is None or self.closed:
             self.closed = True
             return
@@ -295,11 +262,3 @@ class _ResponseHandler(ResponseHandler):
             err = aiohttp.ClientPayloadError(f"invalid body framing: {exc.message}")
             err.__cause__ = cause[0] if cause else exc
             payload.set_exception(err)
-
-
-def _loop_running_here() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True

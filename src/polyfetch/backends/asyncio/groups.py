@@ -92,58 +92,6 @@ class LoopGroup(_Tasks, AsyncGroup):
         await self._cancel_tasks()
 
 
-class CallerLoopGroup(_Tasks, Group):
-    """A group for `Fetcher`: the private loop runs in the caller's thread until a result is in.
-
-    ``next_result`` runs the loop on a bare future (no task per wait) that the first
-    result to finish resolves; results finished in the same loop iteration are then
-    handed over without running the loop again.
-    """
-
-    def __init__(self, backend: AsyncioBackend, runner: Runner) -> None:
-        super().__init__(backend, runner)
-        self._ready: collections.deque[Result] = collections.deque()
-        self._waiter: asyncio.Future[None] | None = None
-
-    def _deliver(self, result: Result) -> None:
-        self._ready.append(result)
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def spawn(self, item: object, index: int) -> None:
-        """Make the item's task; it starts when the caller next waits."""
-        if self._cancelled or self._backend.closed:
-            raise RuntimeError("this group is cancelled or its fetcher closed")
-        self._start(item, index)
-
-    def next_result(self) -> Result:
-        """Run the loop until an item of this group is done."""
-        ready = self._ready
-        if not ready:
-            loop = self._backend.loop
-            assert loop is not None
-            waiter = self._waiter = loop.create_future()
-            try:
-                loop.run_until_complete(waiter)
-            finally:
-                self._waiter = None
-                waiter.cancel()  # a no-op when done; when interrupted, nothing waits on it
-        return ready.popleft()
-
-    def cancel(self) -> None:
-        """Cancel this group's tasks and run the loop until none is running."""
-        loop = self._backend.loop
-        self._cancelled = True
-        if loop is None or loop.is_closed() or self._backend.closed:
-            return  # the fetcher was closed first: close() already cancelled everything
-        if loop.is_running():  # an abandoned map() finalised inside the loop: cancel, don't wait
-            for task in self._tasks:
-                task.cancel()
-            return
-        loop.run_until_complete(self._cancel_tasks())
-
-
 class LoopThreadGroup(_Tasks, Group):
     """A group for `Fetcher`: tasks on the backend's loop thread, results to the caller's thread.
 

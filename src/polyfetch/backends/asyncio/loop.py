@@ -25,18 +25,9 @@ def run_loop(loop: asyncio.AbstractEventLoop) -> None:
         loop.run_forever()
     finally:
         try:
-            close_loop(loop)
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            # aiohttp's resolver runs getaddrinfo in the default executor: join its threads too
+            loop.run_until_complete(loop.shutdown_default_executor())
         finally:
             asyncio.set_event_loop(None)
-
-
-def close_loop(loop: asyncio.AbstractEventLoop) -> None:
-    """Shut down a stopped loop's async generators and default executor, then close it.
-
-    (aiohttp's resolver runs getaddrinfo in the default executor: this joins its threads.)
-    """
-    try:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
-    finally:
-        loop.close()
+            loop.close()
