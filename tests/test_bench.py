@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -85,18 +86,25 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop(started.proc)
 
 
-def _probes() -> list[int]:
-    """Pids of benchmark probes alive now."""
+def _probes(mark: str) -> list[int]:
+    """Pids of benchmark probes alive now that inherited ``mark`` in their environment: this
+    test's, not those of a bench another test (or anyone on the machine) runs meanwhile."""
     found = []
+    tag = f"POLYFETCH_TEST_RUN={mark}".encode()
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as f:
-            if b"polyfetch.bench.probe" in f.read():
-                found.append(int(pid))
+        with contextlib.suppress(OSError):
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"polyfetch.bench.probe" not in f.read():
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if tag in f.read().split(b"\0"):
+                    found.append(int(pid))
     return found
 
 
 def test_ctrl_c_keeps_what_was_measured_and_leaves_no_probe(tmp_path):
     out = tmp_path / "bench"
+    mark = uuid.uuid4().hex
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -115,6 +123,7 @@ def test_ctrl_c_keeps_what_was_measured_and_leaves_no_probe(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "POLYFETCH_TEST_RUN": mark},  # inherited by its probes
     )
     try:
         assert proc.stderr is not None
@@ -133,9 +142,9 @@ def test_ctrl_c_keeps_what_was_measured_and_leaves_no_probe(tmp_path):
     assert 1 <= len(done) < len(results["cells"])
     assert "**Interrupted: partial results.**" in (out / "report.md").read_text()
     deadline = time.monotonic() + 10
-    while _probes() and time.monotonic() < deadline:
+    while _probes(mark) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert _probes() == []
+    assert _probes(mark) == []
 
 
 def _point(path: str, n: int = 20, **kw: object) -> Point:
