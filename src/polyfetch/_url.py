@@ -28,6 +28,9 @@ _PLAIN = re.compile(
     r"((?:/[A-Za-z0-9\-._~!$&'()*+,;=:@/]*)?(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/?]+)?)"
 )
 _DEFAULT_PORT = {"http": 80, "https": 443}
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+#: An IPv4 address already in its canonical form (no leading zeros, four parts).
+_DOTTED_QUAD = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +122,7 @@ def _plain(text: str) -> Target | None:
     if m is None:
         return None
     scheme, host, port_text, rest = m.groups()
-    if host[-1].isdigit() and canonical_ipv4(host) != host:
+    if host[-1].isdigit() and not _DOTTED_QUAD.fullmatch(host):
         return None  # an IPv4 address in another form (or an invalid one): the slow path
     path = rest.split("?", 1)[0]
     if "/." in path and any(seg in (".", "..") for seg in path.split("/")):
