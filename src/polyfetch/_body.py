@@ -50,9 +50,18 @@ try:
     import brotli
 except ImportError:  # then br is neither advertised nor decoded
     brotli = None
+try:  # the standard library's from 3.14 (PEP 784), its backport before
+    from compression import zstd  # type: ignore[import-not-found]
+except ImportError:
+    try:
+        from backports import zstd
+    except ImportError:  # then zstd is neither advertised nor decoded
+        zstd = None
 
 #: What Accept-Encoding offers: only what `Body` can decode.
-ACCEPT_ENCODING = "gzip, deflate, br" if brotli is not None else "gzip, deflate"
+ACCEPT_ENCODING = ", ".join(
+    ["gzip", "deflate"] + (["br"] if brotli is not None else []) + (["zstd"] if zstd else [])
+)
 _ZLIB = ("gzip", "x-gzip", "deflate")
 
 
@@ -67,6 +76,7 @@ class Body:
         "_encoding",
         "_keep",
         "_limit",
+        "_zs",
         "size",
         "wire_size",
     )
@@ -91,6 +101,7 @@ class Body:
         #: kept, and a body in it is a ProtocolError: raw bytes must never pass as the page.
         self._encoding = encoding if encoding not in ("", "identity") else None
         self._br = brotli.Decompressor() if encoding == "br" and brotli is not None else None
+        self._zs = zstd.ZstdDecompressor() if encoding == "zstd" and zstd is not None else None
         self._d = self._new_decoder()
         self._deflate_probe: bytes | None = b"" if self._encoding == "deflate" else None
 
@@ -115,6 +126,8 @@ class Body:
                 raise ProtocolError(f"invalid {self._encoding} body: {exc}") from None
         elif self._br is not None:
             self._unbrotli(data)
+        elif self._zs is not None:
+            self._unzstd(data)
         elif self._encoding is None:
             self._emit(data)
         else:
@@ -132,6 +145,23 @@ class Body:
                 data = b""  # more output is pending: drain it
         except brotli.error as exc:
             raise ProtocolError(f"invalid br body: {exc}") from None
+
+    def _unzstd(self, data: bytes) -> None:
+        d = self._zs
+        assert d is not None
+        try:
+            while True:  # at most what is still allowed, plus one byte to see the limit crossed
+                self._emit(d.decompress(data, min(self._limit - self.size + 1, _MAX_CHUNK)))
+                data = b""
+                if d.eof:
+                    if not d.unused_data:
+                        return
+                    data = d.unused_data  # another frame follows
+                    d = self._zs = zstd.ZstdDecompressor()
+                elif d.needs_input:
+                    return
+        except zstd.ZstdError as exc:
+            raise ProtocolError(f"invalid zstd body: {exc}") from None
 
     def _decode(self, data: bytes) -> None:
         if self._deflate_probe is not None:
@@ -179,6 +209,8 @@ class Body:
             raise ProtocolError(f"truncated {self._encoding} body")
         if self._br is not None and self.wire_size and not self._br.is_finished():
             raise ProtocolError("truncated br body")
+        if self._zs is not None and self.wire_size and not self._zs.eof:
+            raise ProtocolError("truncated zstd body")
         if not self._keep:
             return None
         return b"".join(self._chunks)

@@ -45,7 +45,7 @@ _ZEROS = bytes(MIB)
 
 MAX_BYTES = GIB  # /bytes, /gzip, /deflate, /delay?size=
 MAX_BOMB = 4 * GIB  # /bomb
-MAX_BROTLI = 256 * MIB  # /brotli, /brotli-bomb (compressed at request time)
+MAX_BROTLI = 256 * MIB  # /brotli, /zstd and their bombs (compressed at request time)
 MAX_HTML = 16 * MIB  # /html
 MAX_DELAY_MS = 600_000  # /delay, /drip delay
 MAX_DRIP_BYTES = MIB  # /drip bytes
@@ -69,6 +69,7 @@ GET/HEAD endpoints:
   /gzip/{n}, /deflate/{n}                /bytes/{n} body, Content-Encoding gzip / deflate
   /bomb/{n}                              gzip of n zero bytes (n <= 4 GiB)
   /brotli/{n}, /brotli-bomb/{n}          /bytes/{n} body or n zero bytes, Content-Encoding br
+  /zstd/{n}, /zstd-bomb/{n}              the same, Content-Encoding zstd
   /drip?bytes=N&interval=MS&delay=MS     one byte every interval ms
   /flaky/{key}?fails=N[&retry_after=S][&status=503]
                                          fails N times, then 200 b"recovered after N"
@@ -470,6 +471,25 @@ async def brotli_(request: web.Request) -> web.Response:
     return web.Response(body=body, headers=headers)
 
 
+def _zstd(kind: str, n: int) -> bytes:
+    try:  # a dependency of polyfetch (the standard library's from Python 3.14)
+        from compression import zstd  # type: ignore[import-not-found]
+    except ImportError:
+        from backports import zstd
+
+    data = pattern_bytes(n) if kind == "pattern" else bytes(n)
+    return bytes(zstd.compress(data))
+
+
+async def zstd_(request: web.Request) -> web.Response:
+    """``/zstd/{n}``: the /bytes/{n} body, zstd-encoded (``/zstd-bomb/{n}``: n zeros)."""
+    kind = "zeros" if request.path.startswith("/zstd-bomb/") else "pattern"
+    n = _int(request.match_info["n"], "n", 0, MAX_BROTLI)
+    body = await request.app[_BODIES].get((kind, "zstd", n), functools.partial(_zstd, kind, n))
+    headers = {"Content-Type": "application/octet-stream", "Content-Encoding": "zstd"}
+    return web.Response(body=body, headers=headers)
+
+
 async def drip(request: web.Request) -> web.StreamResponse:
     """``/drip?bytes=N&interval=MS&delay=MS``: headers, delay, then one byte per interval."""
     q = request.query
@@ -562,6 +582,8 @@ def build_app() -> web.Application:
         ("/bomb/{n}", bomb),
         ("/brotli/{n}", brotli_),
         ("/brotli-bomb/{n}", brotli_),
+        ("/zstd/{n}", zstd_),
+        ("/zstd-bomb/{n}", zstd_),
         ("/drip", drip),
         ("/flaky/{key}", flaky),
         ("/flaky-reset", flaky_reset),

@@ -97,10 +97,18 @@ def check_gzip_and_deflate_are_decoded(harness: Harness, servers: Servers) -> No
 
 @check
 def check_brotli_is_decoded(harness: Harness, servers: Servers) -> None:
-    """A br body is decoded (when brotli is installed, as polyfetch requires)."""
-    plain, br = harness.run([f"{servers.http}/bytes/100000", f"{servers.http}/brotli/100000"])
+    """br and zstd bodies are decoded (brotli and zstd are dependencies of polyfetch)."""
+    plain, br, zs = harness.run(
+        [
+            f"{servers.http}/bytes/100000",
+            f"{servers.http}/brotli/100000",
+            f"{servers.http}/zstd/100000",
+        ]
+    )
     assert br.ok and br.headers.get("content-encoding") == "br", shown(br)
     assert br.body == plain.body and br.size == 100000, shown(br)
+    assert zs.ok and zs.headers.get("content-encoding") == "zstd", shown(zs)
+    assert zs.body == plain.body and zs.size == 100000, shown(zs)
 
 
 @check

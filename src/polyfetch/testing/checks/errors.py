@@ -27,7 +27,7 @@ BROKEN_RESPONSES: dict[str, type[FetchError]] = {
     "/huge-header": ProtocolError,
     "/bad-chunked": ProtocolError,
     "/gzip-bad": ProtocolError,
-    "/zstd": ProtocolError,  # an encoding we cannot decode: an error, never the raw bytes
+    "/zstd": ProtocolError,  # junk announced as zstd: an error, never the raw bytes
 }
 #: redirect targets that must be refused with UnsupportedScheme
 OTHER_SCHEMES = ("file:///etc/passwd", "ftp://127.0.0.1/x", "javascript:x")

@@ -20,6 +20,8 @@ LARGE_BODIES = (
     "/gzip/2000000",
     "/brotli/2000000",
     f"/brotli-bomb/{64 * 2**20}",  # 64 MiB of zeros in a few KiB: stopped at the cap
+    "/zstd/2000000",
+    f"/zstd-bomb/{64 * 2**20}",
 )
 #: what the memory checks allow their fresh process to grow, in MiB
 BOMB_MIB = 100
