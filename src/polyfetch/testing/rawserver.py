@@ -220,6 +220,12 @@ def cut_head(sock: socket.socket) -> None:
     sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-Cut: abc")
 
 
+def cut_chunk(sock: socket.socket) -> None:
+    """A chunked body closed (FIN) in the middle of a chunk."""
+    sock.sendall(_head("200 OK", "Content-Type: text/plain", "Transfer-Encoding: chunked"))
+    sock.sendall(b"5\r\nhello\r\n400\r\n" + b"x" * 100)
+
+
 def trickle_lines(sock: socket.socket) -> None:
     """Whole header lines, one every half second, for up to MAX_WAIT; never the blank line."""
     sock.sendall(b"HTTP/1.1 200 OK\r\n")
@@ -284,6 +290,7 @@ BEHAVIOURS: dict[str, Callable[[socket.socket], None]] = {
     "/junk-after": junk_after,
     "/close-after-one": close_after_one,
     "/cut-head": cut_head,
+    "/cut-chunk": cut_chunk,
     "/zstd": zstd,
     "/trickle-lines": trickle_lines,
     "/trickle-close-delimited": trickle_close_delimited,

@@ -22,6 +22,7 @@ BROKEN_RESPONSES: dict[str, type[FetchError]] = {
     "/short": ReadError,
     "/reset-mid-body": ReadError,
     "/cut-head": ReadError,  # closed before the blank line: never a complete (empty) page
+    "/cut-chunk": ReadError,  # closed in the middle of a chunk
     "/garbage": ProtocolError,
     "/bad-status": ProtocolError,
     "/huge-header": ProtocolError,
