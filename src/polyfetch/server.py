@@ -455,38 +455,30 @@ async def bomb(request: web.Request) -> web.Response:
     return await _compressed(request, "zeros", n, "gzip")
 
 
-def _brotli(kind: str, n: int) -> bytes:
-    import brotli  # a dependency of polyfetch; imported only when this endpoint is used
-
+def _encode(encoding: str, kind: str, n: int) -> bytes:
+    """n bytes of `kind` ("pattern": the /bytes/{n} body, or "zeros") in br or zstd."""
     data = pattern_bytes(n) if kind == "pattern" else bytes(n)
-    return bytes(brotli.compress(data, quality=1))
+    if encoding == "br":
+        import brotli  # dependencies of polyfetch, imported only when these endpoints are used
 
-
-async def brotli_(request: web.Request) -> web.Response:
-    """``/brotli/{n}``: the /bytes/{n} body, brotli-encoded (``/brotli-bomb/{n}``: n zeros)."""
-    kind = "zeros" if request.path.startswith("/brotli-bomb/") else "pattern"
-    n = _int(request.match_info["n"], "n", 0, MAX_BROTLI)
-    body = await request.app[_BODIES].get((kind, "br", n), functools.partial(_brotli, kind, n))
-    headers = {"Content-Type": "application/octet-stream", "Content-Encoding": "br"}
-    return web.Response(body=body, headers=headers)
-
-
-def _zstd(kind: str, n: int) -> bytes:
-    try:  # a dependency of polyfetch (the standard library's from Python 3.14)
+        return bytes(brotli.compress(data, quality=1))
+    try:  # the standard library's from Python 3.14
         from compression import zstd  # type: ignore[import-not-found]
     except ImportError:
         from backports import zstd
-
-    data = pattern_bytes(n) if kind == "pattern" else bytes(n)
     return bytes(zstd.compress(data))
 
 
-async def zstd_(request: web.Request) -> web.Response:
-    """``/zstd/{n}``: the /bytes/{n} body, zstd-encoded (``/zstd-bomb/{n}``: n zeros)."""
-    kind = "zeros" if request.path.startswith("/zstd-bomb/") else "pattern"
+async def encoded(request: web.Request) -> web.Response:
+    """``/brotli/{n}``, ``/zstd/{n}``: the /bytes/{n} body in br or zstd; ``/brotli-bomb/{n}``,
+    ``/zstd-bomb/{n}``: n zero bytes."""
+    name = request.path.split("/")[1]
+    encoding = "br" if name.startswith("brotli") else "zstd"
+    kind = "zeros" if name.endswith("-bomb") else "pattern"
     n = _int(request.match_info["n"], "n", 0, MAX_BROTLI)
-    body = await request.app[_BODIES].get((kind, "zstd", n), functools.partial(_zstd, kind, n))
-    headers = {"Content-Type": "application/octet-stream", "Content-Encoding": "zstd"}
+    build = functools.partial(_encode, encoding, kind, n)
+    body = await request.app[_BODIES].get((kind, encoding, n), build)
+    headers = {"Content-Type": "application/octet-stream", "Content-Encoding": encoding}
     return web.Response(body=body, headers=headers)
 
 
@@ -580,10 +572,10 @@ def build_app() -> web.Application:
         ("/gzip/{n}", gzip_),
         ("/deflate/{n}", deflate),
         ("/bomb/{n}", bomb),
-        ("/brotli/{n}", brotli_),
-        ("/brotli-bomb/{n}", brotli_),
-        ("/zstd/{n}", zstd_),
-        ("/zstd-bomb/{n}", zstd_),
+        ("/brotli/{n}", encoded),
+        ("/brotli-bomb/{n}", encoded),
+        ("/zstd/{n}", encoded),
+        ("/zstd-bomb/{n}", encoded),
         ("/drip", drip),
         ("/flaky/{key}", flaky),
         ("/flaky-reset", flaky_reset),
