@@ -9,14 +9,16 @@ backend's task group (`polyfetch.backends._base`).
 
 from __future__ import annotations
 
+from contextlib import aclosing
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from polyfetch import backends
 from polyfetch._runner import Runner
+from polyfetch._schedule import HostQueues
 from polyfetch._slots import AsyncSlots, Slots
-from polyfetch.backends._base import AsyncCapable, Backend
+from polyfetch.backends._base import AsyncCapable, AsyncGroup, Backend, Group
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
 from polyfetch.settings import Settings
@@ -53,6 +55,8 @@ class Options(TypedDict, total=False):
     executor: where processing runs: "process" (default), "thread", "inline", or an Executor.
     workers: processes (or threads) for processing; default: the CPU count.
     process_timeout: seconds one item's processing may take before `ProcessTimeout`.
+    lookahead: items ``map()`` reads ahead of those running, waiting in per-host queues, so
+        that one host's items never hold up another host's (memory grows with it).
     """
 
     concurrency: int
@@ -77,6 +81,7 @@ class Options(TypedDict, total=False):
     executor: str | Executor
     workers: int | None
     process_timeout: float | None
+    lookahead: int
 
 
 class Fetcher:
@@ -99,6 +104,7 @@ class Fetcher:
             self.backend_name = backend
         self._backend: Backend | None = None
         self._runner: Runner | None = None
+        self._queues: HostQueues | None = None
         self._closed = False
 
     def __enter__(self) -> Fetcher:
@@ -129,29 +135,40 @@ class Fetcher:
         """
         backend, runner = self._started()
         group = backend.group(runner)
-        window = self.settings.concurrency
+        queues = _queues(self.settings, runner)
+        self._queues = queues
+        if queues is None:
+            yield from _windowed(group, iter(urls), self.settings.concurrency)
+            return
         items = iter(urls)
-        pending = index = 0
+        index = 0
         exhausted = False
         try:
             while True:
-                while not exhausted and pending < window:
+                while (ready := queues.next()) is not None:
+                    group.spawn(*ready)
+                while not exhausted and queues.wants_input():
                     try:
                         item = next(items)
                     except StopIteration:
                         exhausted = True
                         break
-                    group.spawn(item, index)
+                    if queues.add(item, index):
+                        group.spawn(item, index)
                     index += 1
-                    pending += 1
-                if not pending:
+                if not queues.running:
                     return
                 result = group.next_result()
-                pending -= 1
+                queues.done(result.index)
                 yield result
         finally:
-            if pending:
+            if queues.running:
                 group.cancel()
+
+    def blocked_on(self) -> str | None:
+        """The host whose waiting items fill the look-ahead of the latest ``map()``, if reading
+        the input has stopped for it (the crawl then goes at that host's pace)."""
+        return self._queues.blocked_on() if self._queues is not None else None
 
     def fetch(self, url: object) -> Result:
         """Fetch one URL (with the same retries, redirects and limits as `map`)."""
@@ -184,6 +201,7 @@ class AsyncFetcher:
         self._backend_cls = backends.load("asyncio")
         self._backend: AsyncCapable | None = None
         self._runner: Runner | None = None
+        self._queues: HostQueues | None = None
         self._closed = False
 
     async def __aenter__(self) -> AsyncFetcher:
@@ -218,28 +236,36 @@ class AsyncFetcher:
         """Fetch every item, yielding results as they finish; input may be sync or async."""
         backend, runner = await self._started()
         group = backend.agroup(runner)
-        window = self.settings.concurrency
+        queues = _queues(self.settings, runner)
+        self._queues = queues
         items = _aiter(urls)
-        pending = index = 0
+        if queues is None:
+            async with aclosing(_awindowed(group, items, self.settings.concurrency)) as results:
+                async for result in results:
+                    yield result
+            return
+        index = 0
         exhausted = False
         try:
             while True:
-                while not exhausted and pending < window:
+                while (ready := queues.next()) is not None:
+                    group.spawn(*ready)
+                while not exhausted and queues.wants_input():
                     try:
                         item = await anext(items)
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    group.spawn(item, index)
+                    if queues.add(item, index):
+                        group.spawn(item, index)
                     index += 1
-                    pending += 1
-                if not pending:
+                if not queues.running:
                     return
                 result = await group.next_result()
-                pending -= 1
+                queues.done(result.index)
                 yield result
         finally:
-            if pending:
+            if queues.running:
                 await group.cancel()
 
     async def fetch(self, url: object) -> Result:
@@ -265,6 +291,68 @@ def _runner(backend: Backend | AsyncCapable, settings: Settings, post: Any) -> R
         return Runner(settings, aslots=AsyncSlots(settings, backend.async_semaphore), post=post)
     slots = Slots(settings, backend.semaphore, pooled=backend.pooled, threaded=backend.threaded)
     return Runner(settings, slots=slots, post=post)
+
+
+def _queues(settings: Settings, runner: Runner) -> HostQueues | None:
+    """The per-host queues of one ``map()`` call; None when no host limit can bind (``per_host
+    >= concurrency`` and no auto-throttle): the window alone then decides, at no cost."""
+    throttle = runner.throttle
+    if settings.per_host >= settings.concurrency and throttle is None:
+        return None
+    limit = throttle.limit if throttle is not None else None
+    return HostQueues(settings.concurrency, settings.per_host, settings.lookahead, limit)
+
+
+def _windowed(group: Group, items: Iterator[object], window: int) -> Iterator[Result]:
+    """``map()`` without host queues: at most ``window`` items started and not handed back."""
+    pending = index = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and pending < window:
+                try:
+                    item = next(items)
+                except StopIteration:
+                    exhausted = True
+                    break
+                group.spawn(item, index)
+                index += 1
+                pending += 1
+            if not pending:
+                return
+            result = group.next_result()
+            pending -= 1
+            yield result
+    finally:
+        if pending:
+            group.cancel()
+
+
+async def _awindowed(
+    group: AsyncGroup, items: AsyncIterator[object], window: int
+) -> AsyncIterator[Result]:
+    """`_windowed` for `AsyncFetcher`."""
+    pending = index = 0
+    exhausted = False
+    try:
+        while True:
+            while not exhausted and pending < window:
+                try:
+                    item = await anext(items)
+                except StopAsyncIteration:
+                    exhausted = True
+                    break
+                group.spawn(item, index)
+                index += 1
+                pending += 1
+            if not pending:
+                return
+            result = await group.next_result()
+            pending -= 1
+            yield result
+    finally:
+        if pending:
+            await group.cancel()
 
 
 def _post_processor(settings: Settings) -> PostProcessor | None:

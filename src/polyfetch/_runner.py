@@ -75,7 +75,7 @@ class AsyncPrimitives(Protocol):
 class Runner:
     """Runs the items of one fetcher; shared by all its ``map()`` and ``fetch()`` calls."""
 
-    __slots__ = ("_aslots", "_slots", "pacer", "post", "settings")
+    __slots__ = ("_aslots", "_slots", "pacer", "post", "settings", "throttle")
 
     def __init__(
         self,
@@ -91,6 +91,8 @@ class Runner:
         self.post = post
         #: The per-host rate limit every plan of this fetcher shares.
         self.pacer = Pacer(settings.rate) if settings.rate else None
+        #: The per-host auto-throttle (`polyfetch._throttle`), or None.
+        self.throttle = None
 
     def run(self, item: object, index: int, group: Primitives) -> Result:
         """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""

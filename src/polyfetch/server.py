@@ -24,7 +24,7 @@ import struct
 import sys
 import zlib
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -642,11 +642,13 @@ async def start(
     https_port: int | None = None,
     certfile: str | None = None,
     keyfile: str | None = None,
+    also: Sequence[str] = (),
 ) -> Server:
     """Start the server on `host`; port 0 picks a free port.
 
     With `certfile` and `keyfile` a second, TLS, listener is started on `https_port`
-    (a free one when None).
+    (a free one when None). ``also``: more addresses (e.g. ``127.0.0.2``) served on the
+    same HTTP port, so that one server plays several hosts.
     """
     if (certfile is None) != (keyfile is None):
         raise ValueError("certfile and keyfile must be given together")
@@ -659,6 +661,9 @@ async def start(
     try:
         site = web.TCPSite(runner, host, port, backlog=4096, reuse_address=True)
         bound = await _start_site(runner, site)
+        for extra in also:
+            extra_site = web.TCPSite(runner, extra, bound, backlog=4096, reuse_address=True)
+            await _start_site(runner, extra_site)
         bound_https = None
         if certfile is not None and keyfile is not None:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -680,6 +685,7 @@ async def _serve(args: argparse.Namespace) -> None:
         https_port=args.https_port,
         certfile=args.certfile,
         keyfile=args.keyfile,
+        also=args.also,
     )
     stop = asyncio.Event()
     loop_ = asyncio.get_running_loop()
@@ -707,6 +713,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="HTTP port, 0 = any free port")
+    parser.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="another address to serve on the same HTTP port (repeatable), e.g. 127.0.0.2",
+    )
     parser.add_argument("--https-port", type=int, default=None, help="HTTPS port, 0 = any free")
     parser.add_argument("--certfile", help="PEM certificate chain; enables HTTPS")
     parser.add_argument("--keyfile", help="PEM private key for --certfile")

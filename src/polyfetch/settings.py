@@ -17,6 +17,8 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 METHODS = ("GET", "HEAD")
 #: The most requests in flight a fetcher takes (gevent's pool and the OS stop far below 2**31).
 MAX_CONCURRENCY = 1_000_000
+#: The most items ``map()`` reads ahead (each costs its item and ~100 bytes while it waits).
+MAX_LOOKAHEAD = 100_000_000
 #: A response header block (or one header line) larger than this is a ProtocolError, everywhere.
 MAX_HEADER_BYTES = 64 * 1024
 #: Seconds a host name's addresses are cached by the backends that resolve names themselves.
@@ -68,6 +70,8 @@ class Settings:
     executor: object = "process"
     workers: int | None = None
     process_timeout: float | None = None
+    #: Items ``map()`` reads ahead of those running, filed by host (`polyfetch._schedule`).
+    lookahead: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host"):
@@ -76,6 +80,10 @@ class Settings:
                 raise ConfigError(
                     f"{name} must be an integer from 1 to {MAX_CONCURRENCY:,}, got {value!r}"
                 )
+        if not isinstance(self.lookahead, int) or not 1 <= self.lookahead <= MAX_LOOKAHEAD:
+            raise ConfigError(
+                f"lookahead must be an integer from 1 to {MAX_LOOKAHEAD:,}, got {self.lookahead!r}"
+            )
         for name in ("retries", "max_redirects", "max_bytes"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")

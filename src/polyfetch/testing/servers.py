@@ -107,6 +107,12 @@ class Servers:
     raw: str  #: http://127.0.0.1:PORT (raw-socket server for malformed replies)
     port: int  #: the HTTP port of the aiohttp server
     ca_file: str  #: PEM of the test CA
+    #: More addresses the aiohttp server answers on, same port: one host each (127.0.0.2, ...).
+    hosts: tuple[str, ...] = ()
+
+    def on(self, host: int, path: str) -> str:
+        """``path`` on the server as the ``host``-th of its extra hosts (0-based)."""
+        return f"http://{self.hosts[host]}:{self.port}{path}"
 
     def alias(self, path: str) -> str:
         """The same server under another host name (``localhost``), for per-host checks."""
@@ -137,6 +143,11 @@ def _trustme():  # type: ignore[no-untyped-def]
     return trustme
 
 
+#: The extra loopback addresses every test server also listens on (Linux routes all of
+#: 127.0.0.0/8 to the loopback interface): enough hosts for the per-host scheduling checks.
+EXTRA_HOSTS = tuple(f"127.0.0.{i}" for i in range(2, 22))
+
+
 @contextlib.contextmanager
 def start_servers(directory: str | os.PathLike[str] | None = None) -> Iterator[Servers]:
     """Run both test servers on 127.0.0.1 for the ``with`` block; stop them after.
@@ -157,6 +168,8 @@ def start_servers(directory: str | os.PathLike[str] | None = None) -> Iterator[S
         cert.cert_chain_pems[0].write_to_path(str(cert_file))
         cert.private_key_pem.write_to_path(str(key_file))
         web_cmd = [sys.executable, "-m", "polyfetch.server", "--port", "0", "--https-port", "0"]
+        for host in EXTRA_HOSTS:
+            web_cmd += ["--also", host]
         web, line = start_process(
             [*web_cmd, "--certfile", str(cert_file), "--keyfile", str(key_file)],
             "polyfetch test server listening on",
@@ -173,6 +186,7 @@ def start_servers(directory: str | os.PathLike[str] | None = None) -> Iterator[S
             raw="http://" + raw_line.rsplit(" ", 1)[1],
             port=int(http_url.rsplit(":", 1)[1]),
             ca_file=str(ca_file),
+            hosts=EXTRA_HOSTS,
         )
 
 
