@@ -233,6 +233,8 @@ class _Stats:
         self.total.in_flight -= 1
 
     def reset(self) -> None:
+        # Hosts with nothing in flight are forgotten (a request holds its own counter).
+        self.hosts = {h: c for h, c in self.hosts.items() if c.in_flight}
         for counter in (*self.hosts.values(), self.total):
             counter.peak = counter.in_flight
             counter.requests = 0

@@ -100,6 +100,11 @@ from polyfetch.testing.checks.retries import (
     check_retry_after_is_honoured,
     check_retry_after_longer_than_the_deadline_gives_up_at_once,
 )
+from polyfetch.testing.checks.scheduling import (
+    check_host_sorted_list_keeps_every_host_busy,
+    check_look_ahead_bounds_what_is_read,
+    check_slow_host_in_front_holds_up_nobody,
+)
 from polyfetch.testing.checks.timeouts import (
     TRICKLES,
     check_read_timeout_when_server_is_silent,
@@ -181,6 +186,9 @@ __all__ = [
     "check_keep_alive_reuses_the_connection",
     "check_builtin_html_in_a_process_pool",
     "check_concurrency_and_per_host_limits_hold",
+    "check_host_sorted_list_keeps_every_host_busy",
+    "check_look_ahead_bounds_what_is_read",
+    "check_slow_host_in_front_holds_up_nobody",
     "check_concurrency_limit_holds_across_many_hosts",
     "check_connection_refused_is_retried_then_connect_error",
     "check_credentials_in_url_become_basic_auth",
