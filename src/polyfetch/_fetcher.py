@@ -9,8 +9,15 @@ backend's task group (`polyfetch.backends._base`).
 
 from __future__ import annotations
 
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Iterable,
+    Iterator,
+)
 from contextlib import aclosing
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
@@ -57,6 +64,11 @@ class Options(TypedDict, total=False):
     process_timeout: seconds one item's processing may take before `ProcessTimeout`.
     lookahead: items ``map()`` reads ahead of those running, waiting in per-host queues, so
         that one host's items never hold up another host's (memory grows with it).
+    robots: obey each origin's robots.txt (fetched once, cached); a disallowed URL's record
+        has a `RobotsDisallowed` error and no request is made. Its Crawl-delay paces the
+        host (the stricter of it and ``rate``), capped at ``max_crawl_delay`` seconds.
+    auto_throttle: lower a host's concurrency and pace when its latency climbs or it answers
+        429/503, raise them again while it is healthy, within ``per_host`` and ``rate``.
     """
 
     concurrency: int
@@ -82,6 +94,9 @@ class Options(TypedDict, total=False):
     workers: int | None
     process_timeout: float | None
     lookahead: int
+    robots: bool
+    max_crawl_delay: float
+    auto_throttle: bool
 
 
 class Fetcher:
@@ -288,9 +303,10 @@ class AsyncFetcher:
 def _runner(backend: Backend | AsyncCapable, settings: Settings, post: Any) -> Runner:
     """The fetcher's runner, its slots waiting on ``backend``'s semaphores."""
     if isinstance(backend, AsyncCapable):
-        return Runner(settings, aslots=AsyncSlots(settings, backend.async_semaphore), post=post)
+        aslots = AsyncSlots(settings, backend.async_semaphore)
+        return Runner(settings, aslots=aslots, post=post, lock=lambda: backend.async_semaphore(1))
     slots = Slots(settings, backend.semaphore, pooled=backend.pooled, threaded=backend.threaded)
-    return Runner(settings, slots=slots, post=post)
+    return Runner(settings, slots=slots, post=post, lock=lambda: backend.semaphore(1))
 
 
 def _queues(settings: Settings, runner: Runner) -> HostQueues | None:
@@ -330,7 +346,7 @@ def _windowed(group: Group, items: Iterator[object], window: int) -> Iterator[Re
 
 async def _awindowed(
     group: AsyncGroup, items: AsyncIterator[object], window: int
-) -> AsyncIterator[Result]:
+) -> AsyncGenerator[Result, None]:
     """`_windowed` for `AsyncFetcher`."""
     pending = index = 0
     exhausted = False

@@ -12,7 +12,7 @@ way. Time comes in as an argument, so tests drive a plan with a fake clock.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -92,6 +92,9 @@ class Plan:
     rng: random.Random = field(default_factory=random.Random)
     #: The fetcher's per-host rate limit, shared by all its plans (None: no limit).
     pacer: Pacer | None = None
+    #: robots.txt's known verdict on a target (None: allowed, or not known yet), asked
+    #: before an attempt's start is booked, so that a refused URL costs no place in the pace.
+    gate: Callable[[_url.Target], FetchError | None] | None = None
     attempts: int = 0
     redirects: int = 0
     _target: _url.Target | None = None
@@ -121,6 +124,17 @@ class Plan:
             return self._retry(now, retry_after(outcome.headers.get("retry-after"), now_wall()))
         return self._done(now)
 
+    def unsent(self, error: FetchError | None, now: float) -> Action:
+        """The `Send` just returned was not performed (robots.txt): the attempt is not
+        counted, and the item ends with ``error``, or with None is planned again (its pace
+        changed: a new start is booked)."""
+        self.attempts -= 1
+        if error is None:
+            self._paced = False
+            return self._send(now)
+        self._last = error
+        return self._done(now)
+
     def failed(self, error: FetchError, now: float) -> Result:
         """The record for an item whose backend failed unexpectedly: never lose an item."""
         self._last = error
@@ -139,6 +153,11 @@ class Plan:
 
     def _send(self, now: float) -> Action:
         assert self._target is not None
+        if self.gate is not None:
+            refused = self.gate(self._target)
+            if refused is not None:
+                self._last = refused
+                return self._done(now)
         left = self.deadline - now
         if left <= 0:
             self._last = TotalTimeout(f"no time left of the {self.settings.timeout:g} s timeout")

@@ -24,11 +24,15 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait, total_timeout
+from polyfetch._robots import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, Policy, Robots
+from polyfetch._throttle import Throttle
+from polyfetch._url import Target
 from polyfetch.errors import FetchError, ProcessorFailed, TotalTimeout, unexpected
 from polyfetch.result import Result, item_url
 from polyfetch.settings import Settings
@@ -43,7 +47,9 @@ T = TypeVar("T")
 Outcome = Response | FetchError
 #: An attempt that fails this close to its deadline was stopped by it (timers round to 1 ms).
 _SLACK = 0.01
-_JITTER = random.Random()  # one source for every plan: seeding one per item costs a syscall
+_JITTER = random.Random()
+#: What robots.txt said set a new pace: the attempt is planned again, not sent (see _denied).
+REPLAN = TotalTimeout("replan")  # one source for every plan: seeding one per item costs a syscall
 
 
 class Primitives(Protocol):
@@ -75,7 +81,17 @@ class AsyncPrimitives(Protocol):
 class Runner:
     """Runs the items of one fetcher; shared by all its ``map()`` and ``fetch()`` calls."""
 
-    __slots__ = ("_aslots", "_slots", "pacer", "post", "settings", "throttle")
+    __slots__ = (
+        "_aslots",
+        "_gate",
+        "_robots_runner",
+        "_slots",
+        "pacer",
+        "post",
+        "robots",
+        "settings",
+        "throttle",
+    )
 
     def __init__(
         self,
@@ -84,27 +100,57 @@ class Runner:
         slots: Slots | None = None,
         aslots: AsyncSlots | None = None,
         post: PostProcessor | None = None,
+        lock: Callable[[], Any] | None = None,
     ) -> None:
+        """``lock`` makes a backend semaphore of 1 (for ``robots``: one fetch per origin)."""
         self.settings = settings
         self._slots = slots
         self._aslots = aslots
         self.post = post
-        #: The per-host rate limit every plan of this fetcher shares.
-        self.pacer = Pacer(settings.rate) if settings.rate else None
+        #: The per-host pace every plan of this fetcher shares: ``rate``, Crawl-delay, throttle.
+        self.pacer: Pacer | None = None
+        if settings.rate or settings.robots or settings.auto_throttle:
+            self.pacer = Pacer(settings.rate)
         #: The per-host auto-throttle (`polyfetch._throttle`), or None.
-        self.throttle = None
+        self.throttle: Throttle | None = None
+        if settings.auto_throttle:
+            assert self.pacer is not None
+            self.throttle = Throttle(settings.per_host, self.pacer)
+        #: robots.txt verdicts (`polyfetch._robots`), fetched by a runner of their own.
+        self.robots: Robots | None = None
+        self._robots_runner: Runner | None = None
+        self._gate: Callable[[Target], FetchError | None] | None = None
+        if settings.robots:
+            if lock is None:
+                raise ValueError("robots=True needs the backend's lock factory")
+            self.robots = Robots(settings.user_agent, settings.max_crawl_delay, lock)
+            self._gate = self.robots.known
+            robots_settings = replace(
+                settings,
+                method="GET",
+                max_bytes=ROBOTS_MAX_BYTES,
+                max_redirects=ROBOTS_REDIRECTS,
+                keep_body=True,
+                process=None,
+                robots=False,
+                auto_throttle=False,
+            )
+            self._robots_runner = Runner(robots_settings, slots=slots, aslots=aslots)
+            self._robots_runner.pacer = self.pacer
 
     def run(self, item: object, index: int, group: Primitives) -> Result:
         """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self._gate)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
                     group.sleep(action.seconds)
                     action = plan.advance(None, time.monotonic())
+                elif self.robots is not None and (verdict := self._denied(action, group)):
+                    action = plan.unsent(None if verdict is REPLAN else verdict, time.monotonic())
                 else:
                     action = plan.advance(self._attempt(action, group), time.monotonic())
             result = action.result
@@ -124,6 +170,7 @@ class Runner:
         slots = self._slots
         if slots is not None and not slots.acquire(key, send.deadline):
             return total_timeout(send)
+        started = time.monotonic() if self.throttle is not None else 0.0
         try:
             outcome = group.perform(send)
         except Exception as exc:  # a backend's bug is this attempt's error, not the run's
@@ -131,19 +178,61 @@ class Runner:
         finally:
             if slots is not None:
                 slots.release(key)
-        return _past_deadline(outcome, send)
+        outcome = _past_deadline(outcome, send)
+        if self.throttle is not None:
+            now = time.monotonic()
+            self.throttle.observe(key, outcome, now - started, now)
+        return outcome
+
+    def _denied(self, send: Send, group: Primitives) -> FetchError | None:
+        """Why robots.txt forbids this attempt (None: it may go), fetching it if need be;
+        `REPLAN` when it was not known yet and set a Crawl-delay, which the attempt's
+        booked start predates: the plan then books it again."""
+        robots = self.robots
+        assert robots is not None and self._robots_runner is not None
+        if robots.cached(send.target) is not None:
+            return None  # known: the plan asked the gate before booking this attempt
+        origin = robots.origin(send.target)
+        lock = robots.lock(origin)
+        try:
+            got = lock.acquire(send.deadline)
+        except BaseException:
+            robots.unlock(origin)
+            raise
+        if not got:
+            robots.unlock(origin)
+            return total_timeout(send)
+        try:
+            policy = robots.cached(send.target)  # fetched while this item waited?
+            if policy is None:
+                result = self._robots_runner.run(f"{origin}/robots.txt", -1, group)
+                policy = self._learn(send, result)
+        finally:
+            robots.unlock(origin).release()
+        verdict = policy.verdict(send.target, robots.agent)
+        return REPLAN if verdict is None and policy.crawl_delay else verdict
+
+    def _learn(self, send: Send, result: Result) -> Policy:
+        """Keep what a robots.txt fetch says; its Crawl-delay becomes the host's pace."""
+        assert self.robots is not None
+        policy = self.robots.store(send.target, result)
+        if policy.crawl_delay and self.pacer is not None:
+            self.pacer.ask(send.target.host_key, policy.crawl_delay, time.monotonic())
+        return policy
 
     async def arun(self, item: object, index: int, group: AsyncPrimitives) -> Result:
         """`run` for asyncio."""
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self._gate)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
                     await group.sleep(action.seconds)
                     action = plan.advance(None, time.monotonic())
+                elif self.robots is not None and (verdict := await self._adenied(action, group)):
+                    action = plan.unsent(None if verdict is REPLAN else verdict, time.monotonic())
                 else:
                     outcome = await self._aattempt(action, group)
                     action = plan.advance(outcome, time.monotonic())
@@ -165,13 +254,44 @@ class Runner:
         assert slots is not None
         if not (slots.take(key) or await slots.wait(key, send.deadline)):
             return total_timeout(send)
+        started = time.monotonic() if self.throttle is not None else 0.0
         try:
             outcome = await group.perform(send)
         except Exception as exc:
             outcome = unexpected(exc)
         finally:
             slots.release(key)
-        return _past_deadline(outcome, send)
+        outcome = _past_deadline(outcome, send)
+        if self.throttle is not None:
+            now = time.monotonic()
+            self.throttle.observe(key, outcome, now - started, now)
+        return outcome
+
+    async def _adenied(self, send: Send, group: AsyncPrimitives) -> FetchError | None:
+        """`_denied` for asyncio."""
+        robots = self.robots
+        assert robots is not None and self._robots_runner is not None
+        if robots.cached(send.target) is not None:
+            return None
+        origin = robots.origin(send.target)
+        lock = robots.lock(origin)
+        try:
+            got = lock.take() or await lock.wait(send.deadline)
+        except BaseException:
+            robots.unlock(origin)
+            raise
+        if not got:
+            robots.unlock(origin)
+            return total_timeout(send)
+        try:
+            policy = robots.cached(send.target)  # fetched while this item waited?
+            if policy is None:
+                result = await self._robots_runner.arun(f"{origin}/robots.txt", -1, group)
+                policy = self._learn(send, result)
+        finally:
+            robots.unlock(origin).give()
+        verdict = policy.verdict(send.target, robots.agent)
+        return REPLAN if verdict is None and policy.crawl_delay else verdict
 
 
 def _past_deadline(outcome: Outcome, send: Send) -> Outcome:

@@ -89,6 +89,11 @@ class TLSError(FetchError):
     """The TLS handshake failed, e.g. the certificate could not be verified."""
 
 
+class RobotsDisallowed(FetchError):
+    """The host's robots.txt does not let our user agent fetch this URL (no request was
+    made), or robots.txt could not be fetched, which RFC 9309 makes a disallow for now."""
+
+
 def unexpected(exc: BaseException) -> FetchError:
     """The taxonomy's catch-all, so that no library exception (or bug) escapes as itself."""
     try:
@@ -139,5 +144,6 @@ TAXONOMY: dict[str, type[FetchError]] = {
         TooLarge,
         TooManyRedirects,
         TLSError,
+        RobotsDisallowed,
     )
 }

@@ -75,6 +75,11 @@ GET/HEAD endpoints:
                                          fails N times, then 200 b"recovered after N"
   /flaky-reset[?key=K]                   forget flaky counts (all, or one key)
   /headers                               the request headers as JSON
+  /robots-set?body=TEXT[&status=200]     what /robots.txt answers for this Host from now on
+  /robots.txt                            that answer (404 until set), counted in /robots-count
+  /robots-count                          robots.txt requests per Host, as JSON
+  /busy/{ms}?limit=N                     503 past N in flight for this Host, else sleeps
+                                         ms x in flight: a host that slows down under load
   /stats, /stats/reset                   per-Host in-flight / peak / request counts
 """
 
@@ -272,6 +277,10 @@ class _BodyCache:
 
 _STATS = web.AppKey("polyfetch_stats", _Stats)
 _FLAKY = web.AppKey("polyfetch_flaky", dict)
+#: Host -> [status, body, requests] of /robots.txt
+_ROBOTS = web.AppKey("polyfetch_robots", dict)
+#: Host -> requests in flight on /busy
+_BUSY = web.AppKey("polyfetch_busy", dict)
 _BODIES = web.AppKey("polyfetch_bodies", _BodyCache)
 _SMALL = web.AppKey("polyfetch_small", _LRU)
 
@@ -535,6 +544,42 @@ async def flaky_reset(request: web.Request) -> web.Response:
     return web.Response(body=b"reset", content_type="text/plain")
 
 
+async def robots_set(request: web.Request) -> web.Response:
+    """``/robots-set?body=TEXT[&status=200]``: what /robots.txt answers for this Host."""
+    code = _int(request.query.get("status", "200"), "status", 200, 599)
+    entry = request.app[_ROBOTS].setdefault(request.host, [404, b"", 0])
+    entry[0], entry[1] = code, request.query.get("body", "").encode()
+    return web.Response(text="set")
+
+
+async def robots_txt(request: web.Request) -> web.Response:
+    """``/robots.txt``: what /robots-set said for this Host (404 until then)."""
+    entry = request.app[_ROBOTS].setdefault(request.host, [404, b"", 0])
+    entry[2] += 1
+    return web.Response(status=entry[0], body=entry[1], content_type="text/plain")
+
+
+async def robots_count(request: web.Request) -> web.Response:
+    """``/robots-count``: how often each Host's /robots.txt was asked for."""
+    return web.json_response({host: e[2] for host, e in request.app[_ROBOTS].items()})
+
+
+async def busy(request: web.Request) -> web.Response:
+    """``/busy/{ms}?limit=N``: 503 when more than N requests of this Host are on /busy, else
+    sleep ms times their number: a host that slows down, then pushes back, under load."""
+    ms = _int(request.match_info["ms"], "ms", 0, MAX_DELAY_MS)
+    limit = _int(request.query.get("limit", "1000000"), "limit", 1, 1_000_000)
+    counts = request.app[_BUSY]
+    now = counts[request.host] = counts.get(request.host, 0) + 1
+    try:
+        if now > limit:
+            return web.Response(status=503, text=f"busy: {now} in flight, limit {limit}")
+        await asyncio.sleep(ms * now / 1000)
+        return web.Response(text=f"ok after {ms * now} ms")
+    finally:
+        counts[request.host] -= 1
+
+
 async def headers(request: web.Request) -> web.Response:
     """``/headers``: the request headers as a JSON object with lower-cased names."""
     out: dict[str, str] = {}
@@ -560,6 +605,8 @@ def build_app() -> web.Application:
     app = web.Application(middlewares=[_stats_middleware])
     app[_STATS] = _Stats()
     app[_FLAKY] = {}
+    app[_ROBOTS] = {}
+    app[_BUSY] = {}
     app[_BODIES] = _BodyCache()
     app[_SMALL] = _LRU(max_bytes=64 * MIB, max_items=4096)
     routes: list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
@@ -582,6 +629,10 @@ def build_app() -> web.Application:
         ("/flaky/{key}", flaky),
         ("/flaky-reset", flaky_reset),
         ("/headers", headers),
+        ("/robots-set", robots_set),
+        ("/robots.txt", robots_txt),
+        ("/robots-count", robots_count),
+        ("/busy/{ms}", busy),
         ("/stats", stats),
         ("/stats/reset", stats_reset),
     ]

@@ -72,6 +72,13 @@ class Settings:
     process_timeout: float | None = None
     #: Items ``map()`` reads ahead of those running, filed by host (`polyfetch._schedule`).
     lookahead: int = 10_000
+    #: Obey robots.txt (`polyfetch._robots`); its Crawl-delay paces the host, up to
+    #: ``max_crawl_delay`` seconds between requests.
+    robots: bool = False
+    max_crawl_delay: float = 30.0
+    #: Adjust each host's concurrency and pace to its latency and 429/503 answers
+    #: (`polyfetch._throttle`), within ``per_host`` and ``rate``.
+    auto_throttle: bool = False
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host"):
@@ -91,7 +98,7 @@ class Settings:
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ConfigError(f"{name} must be a number of seconds > 0, got {value!r}")
-        for name in ("backoff", "max_backoff"):
+        for name in ("backoff", "max_backoff", "max_crawl_delay"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"{name} must be a number of seconds >= 0, got {value!r}")
