@@ -76,6 +76,11 @@ from polyfetch.testing.checks.limits import (
     check_memory_stays_flat_over_a_long_input,
     check_rate_limit_per_host,
 )
+from polyfetch.testing.checks.politeness import (
+    check_auto_throttle_backs_off_a_pushing_host,
+    check_crawl_delay_paces_the_host,
+    check_robots_txt_is_obeyed_and_fetched_once,
+)
 from polyfetch.testing.checks.processing import (
     OTHER_EXECUTORS,
     check_a_processor_that_cannot_be_imported_is_refused_before_fetching,
@@ -185,7 +190,10 @@ __all__ = [
     "check_ipv4_hosts_in_any_form_reach_the_same_address",
     "check_keep_alive_reuses_the_connection",
     "check_builtin_html_in_a_process_pool",
+    "check_auto_throttle_backs_off_a_pushing_host",
     "check_concurrency_and_per_host_limits_hold",
+    "check_crawl_delay_paces_the_host",
+    "check_robots_txt_is_obeyed_and_fetched_once",
     "check_host_sorted_list_keeps_every_host_busy",
     "check_look_ahead_bounds_what_is_read",
     "check_slow_host_in_front_holds_up_nobody",

@@ -7,6 +7,7 @@ from polyfetch.testing.checks import (  # noqa: F401  (importing registers the c
     errors,
     input,
     limits,
+    politeness,
     processing,
     redirects,
     retries,
