@@ -27,6 +27,7 @@ RECORD_KEYS = {
     "elapsed_ms",
     "attempts",
     "redirects",
+    "duplicate_of",
     "error",
     "error_message",
     "content_type",
@@ -109,7 +110,11 @@ def records(data: bytes | str, *, save: bool = False) -> list[dict[str, Any]]:
         keys = RECORD_KEYS | ({"file", "save_error"} if save else set())
         assert set(record) == keys, sorted(set(record) ^ keys)
         assert isinstance(record["line"], int) and record["line"] >= 1
-        assert (record["error"] is None) != (record["status"] is None), record
+        if record["duplicate_of"] is None:
+            assert (record["error"] is None) != (record["status"] is None), record
+        else:  # a duplicate line: the record of line duplicate_of has the fetch
+            assert record["error"] is None and record["status"] is None, record
+            assert record["duplicate_of"] < record["line"], record
         out.append(record)
     return out
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from polyfetch.errors import ProtocolError, TooLarge
 
 if TYPE_CHECKING:
-    from polyfetch.settings import Settings
+    from polyfetch._plan import Send
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: The most zlib is asked to decompress in one call (its max_length is a C ssize_t).
@@ -24,8 +24,7 @@ _NO_BODY = frozenset({204, 304})
 
 
 def response_body(
-    settings: Settings,
-    method: str,
+    send: Send,
     status: int,
     content_encoding: str | None,
     content_length: str | int | None,
@@ -33,16 +32,16 @@ def response_body(
     """The `Body` for a response: HEAD, 204 and 304 announce a length they never send, so
     their Content-Length is not the body's size (the one place this rule lives)."""
     length: int | None = None
-    if method != "HEAD" and status not in _NO_BODY:
+    if send.method != "HEAD" and status not in _NO_BODY:
         if isinstance(content_length, int):
             length = content_length
         elif content_length and content_length.isdigit():
             length = int(content_length)
     return Body(
-        settings.max_bytes,
+        send.max_bytes,
         content_encoding=content_encoding,
         content_length=length,
-        keep=settings.keep_body,
+        keep=send.keep_body,
     )
 
 

@@ -180,6 +180,13 @@ class Fetcher:
             if queues.running:
                 group.cancel()
 
+    def drain(self) -> None:
+        """Let the running ``map()`` finish what is in flight and start nothing more: it then
+        ends without records for the items it read ahead but never started (the crawl's
+        first Ctrl+C; ``--resume`` fetches them). Safe to call from a signal handler."""
+        if self._queues is not None:
+            self._queues.draining = True
+
     def blocked_on(self) -> str | None:
         """The host whose waiting items fill the look-ahead of the latest ``map()``, if reading
         the input has stopped for it (the crawl then goes at that host's pace)."""

@@ -37,6 +37,8 @@ class Send:
     connect_timeout: float
     read_timeout: float
     deadline: float  #: monotonic time by which the attempt must give up with TotalTimeout
+    max_bytes: int  #: the body's cap, on the wire and decoded (`polyfetch._body.Body`)
+    keep_body: bool  #: keep the body (else only count it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +184,8 @@ class Plan:
             connect_timeout=min(s.connect_timeout, left),
             read_timeout=min(s.read_timeout, left),
             deadline=self.deadline,
+            max_bytes=s.max_bytes,
+            keep_body=s.keep_body,
         )
 
     def _retry(self, now: float, after: float | None) -> Action:

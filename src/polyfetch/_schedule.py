@@ -57,6 +57,7 @@ class HostQueues:
         "_ready",
         "_running",
         "_started",
+        "draining",
         "lookahead",
         "queued",
         "window",
@@ -76,6 +77,8 @@ class HostQueues:
         self._is_ready: set[str] = set()  # the hosts in _ready
         self._started: dict[int, str] = {}  # index -> host of each started item
         self.queued = 0  #: items read ahead and not started
+        #: Set by `polyfetch.Fetcher.drain`: start nothing more, read nothing more.
+        self.draining = False
 
     @property
     def running(self) -> int:
@@ -85,7 +88,9 @@ class HostQueues:
     def wants_input(self) -> bool:
         """Whether to read another item: one could start (the window has room) and the
         look-ahead has room. Reading stops when the window is full, so input stays lazy."""
-        return len(self._started) < self.window and self.queued < self.lookahead
+        return (
+            len(self._started) < self.window and self.queued < self.lookahead and not self.draining
+        )
 
     def _has_place(self, host: str) -> bool:
         if host == NO_HOST:
@@ -110,7 +115,7 @@ class HostQueues:
 
     def next(self) -> tuple[object, int] | None:
         """The next waiting item that may start now (it then counts as started), else None."""
-        if len(self._started) >= self.window:
+        if len(self._started) >= self.window or self.draining:
             return None
         ready = self._ready
         while ready:

@@ -186,8 +186,7 @@ class BlockingClient:
             )
             headers = lower_headers(resp.headers.items())
             body = response_body(
-                self.settings,
-                send.method,
+                send,
                 resp.status,
                 headers.get("content-encoding"),
                 headers.get("content-length"),

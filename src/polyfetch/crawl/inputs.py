@@ -3,8 +3,9 @@
 Every line that is not blank and not a ``#`` comment becomes an `InputLine`,
 and every `InputLine` gets exactly one record. Lines the crawl cannot even hand
 to the fetcher - longer than `MAX_LINE` bytes, or not UTF-8 - carry a
-``reject`` reason and go through the fetcher as a `Rejected` item, which the
-core answers with `InvalidURL` without any IO: so they travel through the same
+``reject`` reason, and duplicate lines name the line whose fetch they share
+(``duplicate_of``); both go through the fetcher as a `NotFetched` item, which
+the core answers at once without any IO: so they travel through the same
 bounded window as everything else and keep their place in the accounting.
 """
 
@@ -16,7 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
+from polyfetch import _url
 from polyfetch.crawl.seen import FingerprintSet, LineSet
+from polyfetch.errors import FetchError
 
 #: Longest line handed to the fetcher (the core refuses URLs over 64 Ki characters anyway).
 MAX_LINE = 64 * 1024
@@ -25,7 +28,8 @@ _SHOWN = 200  # characters of an over-long line kept in its record
 
 class InputLine(NamedTuple):
     """One URL line: its 1-based line number, its text (the record's ``url``, also the
-    dedup and resume key) and, for lines that are not even tried, why.
+    resume key), for lines that are not even tried, why, and for a duplicate, the line
+    whose fetch it shares.
 
     A NamedTuple rather than a frozen dataclass: one is built per input line.
     """
@@ -33,10 +37,22 @@ class InputLine(NamedTuple):
     number: int
     url: str
     reject: str | None = None
+    duplicate_of: int | None = None
 
 
-class Rejected:
-    """Stands in for a rejected line in `Fetcher.map`: not a string, so it fails at once."""
+def canonical(url: str) -> str:
+    """The dedup key of a URL line: the normalised URL every backend would fetch (scheme and
+    host lower-cased, default port dropped, fragment and dot segments removed,
+    percent-encoding normalised: `polyfetch._url.parse`), or the line itself if it is none."""
+    try:
+        return _url.parse(url).url
+    except FetchError:
+        return url
+
+
+class NotFetched:
+    """Stands in for a line that is not fetched (rejected or a duplicate) in `Fetcher.map`:
+    not a string, so the core answers it at once, with no IO; its record says why."""
 
     __slots__ = ("line",)
 
@@ -44,7 +60,7 @@ class Rejected:
         self.line = line
 
     def __repr__(self) -> str:
-        return f"<rejected input line {self.line.number}>"
+        return f"<input line {self.line.number}, not fetched>"
 
 
 @dataclass(slots=True)
@@ -53,7 +69,7 @@ class InputCounts:
 
     lines: int = 0  #: physical lines read
     skipped_blank: int = 0  #: blank lines and comments
-    skipped_seen: int = 0  #: duplicates, and lines already recorded (--resume)
+    skipped_seen: int = 0  #: lines already recorded (--resume)
 
 
 def read_lines(stream: IO[Any], counts: InputCounts) -> Iterator[InputLine]:
@@ -107,21 +123,23 @@ def select(
     counts: InputCounts,
     *,
     seen: FingerprintSet | None,
+    key: Callable[[str], str] = canonical,
     done_lines: LineSet | None,
     stop: Callable[[], bool],
 ) -> Iterator[InputLine]:
-    """Drop duplicates (``seen``: skip any url already in it, then add it) and lines already
-    recorded (``done_lines``); end early as soon as ``stop()`` is true."""
+    """Drop lines already recorded (``done_lines``) and mark duplicates (``seen``: the line
+    that first had the same ``key``); end early as soon as ``stop()`` is true."""
     while not stop():
         line = next(lines, None)
         if line is None:
             return
-        if seen is not None and not seen.add(line.url):
-            counts.skipped_seen += 1
-            continue
         if done_lines is not None and line.number in done_lines:
             counts.skipped_seen += 1
             continue
+        if seen is not None and line.reject is None:
+            first = seen.first(key(line.url), line.number)
+            if first is not None:
+                line = line._replace(duplicate_of=first)
         yield line
 
 

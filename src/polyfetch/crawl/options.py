@@ -14,12 +14,14 @@ from collections.abc import Callable
 
 from polyfetch.backends import NAMES
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
-from polyfetch.settings import Settings
+from polyfetch.settings import MAX_LOOKAHEAD, Settings
 
 #: The default backend, chosen by measurement (see `BACKEND_HELP` and ``polyfetch demo``).
 DEFAULT_BACKEND = "asyncio"
 #: Seconds in-flight requests get to finish after the first Ctrl+C.
 DEFAULT_GRACE = 2.0
+#: How duplicates are recognised (``--dedup``).
+DEDUP_MODES = ("canonical", "exact", "off")
 #: Memory for the exact duplicate filter before it moves to a temporary file.
 DEFAULT_DEDUP_MIB = 64
 
@@ -40,17 +42,41 @@ Fetch every URL of URLS_FILE (or stdin: -), one per line, and write one record p
 
 Input is read lazily; blank lines and lines starting with # are skipped. A line
 that is not a usable http(s) URL gets an error record (InvalidURL), never a crash.
-Duplicate lines are skipped by default, with bounded memory: an exact set of
-64-bit blake2b fingerprints (16-32 bytes per URL), in memory up to --dedup-memory,
-then in an unlinked temporary file mapped with mmap. The chance that two distinct
-URLs share a fingerprint (one would then be skipped) is about N^2/2^65 for N
-distinct URLs: 3e-6 for 10 million, 7e-5 for 50 million.
+Duplicates are fetched once: a line whose URL, in canonical form (scheme and
+host lower-cased, default port, fragment and dot segments dropped, percent-
+encoding normalised), was on an earlier line gets a record with duplicate_of
+(that line's number) and no request. --dedup exact compares the lines as they
+are; --dedup off fetches every line. Memory stays bounded: a 64-bit blake2b
+fingerprint and a line number per URL (32-64 bytes), in memory up to
+--dedup-memory, then in an unlinked temporary file mapped with mmap. The chance
+that two distinct URLs share a fingerprint (one would then not be fetched) is
+about N^2/2^65 for N distinct URLs: 3e-6 for 10 million, 7e-5 for 50 million.
+
+URLs wait for their host in per-host queues, read ahead up to --lookahead
+lines, so a host-sorted list keeps every host busy: a URL starts as soon as
+both a place in -c and one of its host's --per-host places are free, hosts
+taking turns. When the look-ahead holds only URLs of hosts at their limit,
+reading pauses and the crawl goes at those hosts' pace (the progress line says
+"waiting on host X"): raise --lookahead for lists with long runs of one host.
+
+--robots: each origin's robots.txt is fetched once (cached 24 h) and obeyed
+for our User-Agent's product token (RFC 9309: a 4xx robots.txt allows
+everything; 5xx, 429 or unreachable disallows everything for now, asked again
+after 60 s); a disallowed URL's record has error RobotsDisallowed and no
+request is made. Its Crawl-delay (or Request-rate) paces the host, the stricter
+of it and --rate, at most --max-crawl-delay seconds apart.
+
+--auto-throttle: each host starts at 1 request in flight and grows by one per
+healthy answer up to --per-host, then more slowly; 429/503 answers, timeouts
+and refused connections halve it and space its requests out; a latency that
+climbs past twice the lowest seen halves it too (TCP-style AIMD, see README).
 
 Each record is written whole and flushed, so a killed run leaves complete lines;
 --resume continues such a run. Records (JSON Lines, or CSV with a header) hold:
 url, line, final_url, status, size, elapsed_ms, attempts, redirects, error,
 error_message, content_type, processed, process_error, process_error_message,
-and with --save-dir: file (the body's path relative to DIR) and save_error.
+duplicate_of, and with --save-dir: file (the body's path relative to DIR) and
+save_error.
 """
 
 EPILOG = """\
@@ -218,7 +244,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     inp = p.add_argument_group("input")
-    inp.add_argument("--no-dedup", action="store_true", help="fetch duplicate lines again")
+    inp.add_argument(
+        "--dedup",
+        choices=DEDUP_MODES,
+        default="canonical",
+        help="how duplicates are found: canonical URLs, exact lines, or off: fetch every "
+        "line (default: %(default)s)",
+    )
+    inp.add_argument(
+        "--no-dedup",
+        dest="dedup",
+        action="store_const",
+        const="off",
+        help="the same as --dedup off",
+    )
+    inp.add_argument(
+        "--lookahead",
+        type=whole(1, MAX_LOOKAHEAD),
+        metavar="N",
+        help=f"lines read ahead of those running, waiting in per-host queues, 1 to "
+        f"{MAX_LOOKAHEAD:,} (default: {d.lookahead:,}; each waiting URL costs ~200 bytes)",
+    )
     inp.add_argument(
         "--dedup-memory",
         type=whole(1, MAX_DEDUP_MIB),
@@ -251,6 +297,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="at most N requests per second to each host (retries and redirects count); "
         "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently "
         "(default and inf: no limit)",
+    )
+    net.add_argument(
+        "--robots",
+        action="store_true",
+        help="obey robots.txt and its Crawl-delay (see above)",
+    )
+    net.add_argument(
+        "--max-crawl-delay",
+        type=seconds,
+        metavar="S",
+        help=f"the longest Crawl-delay obeyed, seconds (default: {d.max_crawl_delay:g})",
+    )
+    net.add_argument(
+        "--auto-throttle",
+        action="store_true",
+        help="adapt each host's concurrency and pace to its latency and 429/503 answers, "
+        "within --per-host and --rate (see above)",
     )
     net.add_argument(
         "--timeout",

@@ -24,6 +24,8 @@ from polyfetch.result import Result
 _DROPPED = frozenset({"url", "index"})
 _DROPPED_ONLY = tuple(_DROPPED - {"url"})
 SAVE_FIELDS = ("file", "save_error")
+#: The record's own fields beyond `Result.to_record()`'s, after ``url`` and ``line``.
+LINE_FIELDS = ("duplicate_of",)
 
 
 class OutputError(Exception):
@@ -33,7 +35,7 @@ class OutputError(Exception):
 def fields(save: bool) -> list[str]:
     """The record's keys, in order."""
     base = [k for k in Result(url="").to_record() if k not in _DROPPED]
-    return ["url", "line", *base, *(SAVE_FIELDS if save else ())]
+    return ["url", "line", *base, *LINE_FIELDS, *(SAVE_FIELDS if save else ())]
 
 
 def make_record(
@@ -47,6 +49,9 @@ def make_record(
         record.pop(key, None)
     if line.reject is not None:
         record.update(final_url=None, error="InvalidURL", error_message=line.reject)
+    elif line.duplicate_of is not None:  # not fetched: the record of that line has the fetch
+        record.update(final_url=None, error=None, error_message=None)
+    record["duplicate_of"] = line.duplicate_of
     if saved is not None:
         record["file"], record["save_error"] = saved
     return record
@@ -115,8 +120,9 @@ def _cell(value: Any, exact: bool) -> Any:
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
-def read_recorded(path: str, fmt: str) -> Iterator[tuple[str, int]]:
-    """(url, line) of every record in an earlier output; cuts a torn last line off first.
+def read_recorded(path: str, fmt: str) -> Iterator[tuple[str, int, int | None]]:
+    """(url, line, duplicate_of) of every record in an earlier output; cuts a torn last line
+    off first.
 
     Raises `OutputError` when a complete line is not one of our records.
     """
@@ -149,11 +155,12 @@ def _truncate_torn_tail(f: IO[bytes]) -> None:
         f.truncate(keep)
 
 
-def _jsonl_records(path: str, text: IO[str]) -> Iterator[tuple[str, int]]:
+def _jsonl_records(path: str, text: IO[str]) -> Iterator[tuple[str, int, int | None]]:
     for n, raw in enumerate(text, 1):
         try:
             record = json.loads(raw)
-            yield str(record["url"]), int(record["line"])
+            first = record.get("duplicate_of")
+            yield str(record["url"]), int(record["line"]), None if first is None else int(first)
         except (ValueError, KeyError, TypeError):
             raise OutputError(
                 f"cannot resume: line {n} of {path} is not a polyfetch JSON record"
@@ -161,7 +168,7 @@ def _jsonl_records(path: str, text: IO[str]) -> Iterator[tuple[str, int]]:
             ) from None
 
 
-def _csv_records(path: str, text: IO[str]) -> Iterator[tuple[str, int]]:
+def _csv_records(path: str, text: IO[str]) -> Iterator[tuple[str, int, int | None]]:
     reader = csv.reader(text)
     header = next(reader, None)
     if header is None:
@@ -169,9 +176,11 @@ def _csv_records(path: str, text: IO[str]) -> Iterator[tuple[str, int]]:
     if "url" not in header or "line" not in header:
         raise OutputError(f"cannot resume: {path} has no polyfetch CSV header")
     url_at, line_at = header.index("url"), header.index("line")
+    dup_at = header.index("duplicate_of") if "duplicate_of" in header else None
     for row in reader:
         try:
-            yield row[url_at], int(row[line_at])
+            first = row[dup_at] if dup_at is not None else ""
+            yield row[url_at], int(row[line_at]), int(first) if first else None
         except (IndexError, ValueError):
             raise OutputError(
                 f"cannot resume: line {reader.line_num} of {path} is not a polyfetch CSV record"

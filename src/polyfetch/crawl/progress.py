@@ -58,6 +58,7 @@ class Stats:
     bytes: int = 0
     saved: int = 0
     save_errors: int = 0
+    duplicates: int = 0  #: records of duplicate lines (not fetched)
     latency: Histogram = field(default_factory=Histogram)  #: of records with a response
 
     def add(self, record: dict[str, Any]) -> None:
@@ -72,6 +73,8 @@ class Stats:
             self.latency.add((record.get("elapsed_ms") or 0) / 1000)
         if error or (status is not None and status >= 400):
             self.failed += 1
+        if record.get("duplicate_of") is not None:
+            self.duplicates += 1
         if record.get("file"):
             self.saved += 1
         if record.get("save_error"):
@@ -169,7 +172,8 @@ def summary(
         )
     lines.append(
         f"  input:   {counts.lines:,} lines; skipped {counts.skipped_blank:,} blank/comment, "
-        f"{counts.skipped_seen:,} duplicate or already recorded"
+        f"{counts.skipped_seen:,} already recorded; {stats.duplicates:,} duplicate "
+        "(recorded with duplicate_of, not fetched again)"
     )
     if stats.saved or stats.save_errors:
         lines.append(f"  saved:   {stats.saved:,} bodies, {stats.save_errors:,} could not be saved")

@@ -29,7 +29,8 @@ from polyfetch import Fetcher
 from polyfetch.crawl.inputs import (
     InputCounts,
     InputLine,
-    Rejected,
+    NotFetched,
+    canonical,
     count_lines,
     read_lines,
     select,
@@ -126,10 +127,10 @@ class Crawl:
                 self._savedir = SaveDir(a.save_dir)
             except OSError as exc:
                 raise UsageError(f"cannot use --save-dir {a.save_dir}: {exc.strerror}") from None
-        if not a.no_dedup:
+        if a.dedup != "off":
             self._seen = FingerprintSet(a.dedup_memory * 2**20)
             self._closing.append(self._seen)
-        elif a.resume:
+        if a.resume:
             self._done_lines = LineSet()
         appending = self._load_resume() if a.resume else False
         self._out = self._open_output()
@@ -162,9 +163,10 @@ class Crawl:
             return False
         self._check_not_input(path)
         try:
-            for url, line in read_recorded(path, self.args.format):
-                if self._seen is not None:
-                    self._seen.add(url)
+            key = canonical if self.args.dedup == "canonical" else str
+            for url, line, duplicate_of in read_recorded(path, self.args.format):
+                if self._seen is not None:  # a duplicate's key belongs to its first line
+                    self._seen.first(key(url), line if duplicate_of is None else duplicate_of)
                 if self._done_lines is not None:
                     self._done_lines.add(line)
         except OutputError as exc:
@@ -229,6 +231,8 @@ class Crawl:
             "concurrency": a.concurrency,
             "per_host": a.per_host,
             "rate": a.rate,
+            "lookahead": a.lookahead,
+            "max_crawl_delay": a.max_crawl_delay,
             "timeout": a.timeout,
             "connect_timeout": a.connect_timeout,
             "read_timeout": a.read_timeout,
@@ -244,6 +248,8 @@ class Crawl:
         options = {k: v for k, v in given.items() if v is not None}
         options["headers"] = a.headers or []
         options["verify"] = not a.insecure
+        options["robots"] = a.robots
+        options["auto_throttle"] = a.auto_throttle
         # Bodies are needed only to store them or to process them; size is counted anyway.
         options["keep_body"] = a.save_dir is not None or a.process is not None
         return options
@@ -324,12 +330,16 @@ class Crawl:
             read_lines(self._input, self.counts),
             self.counts,
             seen=self._seen,
+            key=canonical if self.args.dedup == "canonical" else str,
             done_lines=self._done_lines,
             stop=lambda: self.interrupter.stop_input,
         )
         for index, line in enumerate(lines):
             self.pending[index] = line
-            yield line.url if line.reject is None else Rejected(line)
+            if line.reject is None and line.duplicate_of is None:
+                yield line.url
+            else:
+                yield NotFetched(line)
 
     def _consume(self, results: Iterator[Result]) -> None:
         # The flags are set by hand, not with context managers: this runs once per record.
@@ -383,9 +393,16 @@ class Crawl:
             return "done"
         if self.interrupter.interrupts:
             return "stopping: finishing in-flight requests (Ctrl+C again: quit now)"
+        blocked = getattr(self._fetcher, "blocked_on", None)
+        host = blocked() if blocked is not None else None
+        if host:
+            return f"waiting on host {host} (its URLs fill the --lookahead)"
         return "crawling"
 
     def _first_interrupt(self) -> None:
+        drain = getattr(self._fetcher, "drain", None)
+        if drain is not None:  # what was read ahead but not started waits for --resume
+            drain()
         if isinstance(self.progress, NullProgress) and not self.args.quiet:
             with contextlib.suppress(Exception):
                 self.stderr.write(

@@ -1,8 +1,9 @@
-"""Bounded-memory sets for the crawl: URLs already seen (dedup, resume) and line numbers.
+"""Bounded-memory tables for the crawl: URLs already seen (dedup, resume) and line numbers.
 
-`FingerprintSet` keeps a 64-bit blake2b fingerprint of each key in an
-open-addressing table (linear probing, load <= 1/2) stored as a flat array of
-uint64: 16 to 32 bytes per key, against about 80 for a Python set of digests.
+`FingerprintSet` keeps a 64-bit blake2b fingerprint of each key, with a 64-bit
+value (the line that first had the key), in an open-addressing table (linear
+probing, load <= 1/2) stored as a flat array of uint64 pairs: 32 to 64 bytes
+per key, against about 150 for a Python dict of digests.
 While the table fits in ``memory`` bytes it lives in a bytearray; past that it
 is rebuilt in an unlinked temporary file mapped with mmap, so that the kernel
 may page it out instead of the process growing without bound. It is exact
@@ -35,28 +36,34 @@ def fingerprint(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little") or 1
 
 
-def _find(table: memoryview, fp: int) -> bool:
-    mask = len(table) - 1
+# A table of n slots is 2n uint64: slot i holds its fingerprint at 2i and its value at 2i+1.
+
+
+def _find(table: memoryview, fp: int) -> int | None:
+    """The value stored with ``fp``, or None."""
+    mask = len(table) // 2 - 1
     i = fp & mask
     while True:
-        value = table[i]
+        value = table[2 * i]
         if value == _EMPTY:
-            return False
+            return None
         if value == fp:
-            return True
+            return int(table[2 * i + 1])
         i = (i + 1) & mask
 
 
-def _place(table: memoryview, fp: int) -> None:
-    mask = len(table) - 1
+def _place(table: memoryview, fp: int, value: int) -> None:
+    mask = len(table) // 2 - 1
     i = fp & mask
-    while table[i] != _EMPTY:
+    while table[2 * i] != _EMPTY:
         i = (i + 1) & mask
-    table[i] = fp
+    table[2 * i] = fp
+    table[2 * i + 1] = value
 
 
 class FingerprintSet:
-    """An exact-but-for-collisions set of strings in 16-32 bytes per key; see the module doc."""
+    """An exact-but-for-collisions map of strings to numbers in 32-64 bytes per key; see the
+    module doc."""
 
     def __init__(self, memory: int = 64 * 2**20, tmpdir: str | None = None) -> None:
         self._memory = memory
@@ -79,58 +86,66 @@ class FingerprintSet:
 
     def __contains__(self, key: str) -> bool:
         fp = fingerprint(key)
-        return _find(self._table, fp) or (self._old is not None and _find(self._old, fp))
+        if _find(self._table, fp) is not None:
+            return True
+        return self._old is not None and _find(self._old, fp) is not None
 
     def add(self, key: str) -> bool:
         """Add ``key``; True if it was not there yet."""
+        return self.first(key, 0) is None
+
+    def first(self, key: str, value: int) -> int | None:
+        """The value kept with ``key`` if it is there; else keep ``value`` with it: None."""
         fp = fingerprint(key)
         if self._old is not None:
-            if _find(self._old, fp):
-                return False
+            found = _find(self._old, fp)
+            if found is not None:
+                return found
             self._copy(_COPY_PER_ADD)
         table = self._table
-        mask = len(table) - 1
+        mask = len(table) // 2 - 1
         i = fp & mask
         while True:
-            value = table[i]
-            if value == _EMPTY:
-                table[i] = fp
+            slot = table[2 * i]
+            if slot == _EMPTY:
+                table[2 * i] = fp
+                table[2 * i + 1] = value
                 self._used += 1
                 self._count += 1
-                if self._used * 2 > len(table):
+                if self._used * 4 > len(table):  # load 1/2 of len(table) // 2 slots
                     self._grow()
-                return True
-            if value == fp:
-                return False
+                return None
+            if slot == fp:
+                return int(table[2 * i + 1])
             i = (i + 1) & mask
 
     def _grow(self) -> None:
         if self._old is not None:  # cannot happen with _COPY_PER_ADD >= 2; be safe anyway
-            self._copy(len(self._old))
+            self._copy(len(self._old) // 2)
         self._old, self._old_storage = self._table, self._storage
-        self._table = self._allocate(len(self._old) * 2)
+        self._table = self._allocate(len(self._old))  # twice the slots: 2 words each
         self._used = self._copied = 0
 
     def _copy(self, slots: int) -> None:
         old = self._old
         assert old is not None
         table, start = self._table, self._copied
-        end = min(start + slots, len(old))
+        end = min(start + slots, len(old) // 2)
         for j in range(start, end):
-            fp = old[j]
+            fp = old[2 * j]
             if fp != _EMPTY:
-                _place(table, fp)
+                _place(table, fp, old[2 * j + 1])
                 self._used += 1
         self._copied = end
-        if end == len(old):
+        if end == len(old) // 2:
             old.release()
             self._old = None
             _close(self._old_storage)
             self._old_storage = None
 
     def _allocate(self, slots: int) -> memoryview:
-        """A zeroed table of ``slots`` uint64, in memory or in a new mapped temporary file."""
-        size = slots * 8
+        """A zeroed table of ``slots`` pairs of uint64, in memory or in a mapped temporary file."""
+        size = slots * 16
         if size <= self._memory:
             self._storage = None
             return memoryview(bytearray(size)).cast("Q")

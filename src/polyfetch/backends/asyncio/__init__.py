@@ -211,8 +211,7 @@ class AsyncioBackend(Backend, AsyncCapable):
             return map_error(exc, send)
         try:
             body = response_body(
-                s,
-                send.method,
+                send,
                 resp.status,
                 resp.headers.get("Content-Encoding"),
                 resp.content_length,

@@ -120,14 +120,14 @@ class _Reply:
         "method",
         "parser",
         "raw",
-        "settings",
+        "send",
         "started",
         "status",
     )
 
-    def __init__(self, settings: Settings, method: str) -> None:
-        self.settings = settings
-        self.method = method
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.method = send.method
         self.parser: Any = None
         self.raw: list[tuple[bytes, bytes]] = []
         self.headers: dict[str, str] = {}
@@ -152,9 +152,7 @@ class _Reply:
         headers = self.headers = lower_headers(self.raw)
         length = headers.get("content-length")
         try:
-            self.body = response_body(
-                self.settings, self.method, status, headers.get("content-encoding"), length
-            )
+            self.body = response_body(self.send, status, headers.get("content-encoding"), length)
         except Exception as exc:  # TooLarge from the announced length
             self.error = exc
             return
@@ -201,7 +199,7 @@ class Connection:
 
     def _exchange_fast(self, send: Send, settings: Settings, reused: bool) -> tuple[Response, bool]:
         where, stream = self.stream.where, self.stream
-        reply = _Reply(settings, send.method)
+        reply = _Reply(send)
         parser = reply.parser = httptools.HttpResponseParser(reply)
         data = f"{send.method} {send.target.target} HTTP/1.1\r\n".encode() + _request_head(send)
         self.got = self.eof = False
@@ -299,8 +297,7 @@ class Connection:
         self, send: Send, settings: Settings, status: int, headers: dict[str, str]
     ) -> Body:
         body = response_body(
-            settings,
-            send.method,
+            send,
             status,
             headers.get("content-encoding"),
             headers.get("content-length"),

@@ -49,8 +49,9 @@ def check_robots_txt_is_obeyed_and_fetched_once(harness: Harness, servers: Serve
     urls = [servers.on(host, f"/bytes/{i}") for i in range(1, 9)]
     urls += [servers.on(host, "/bytes/3?secret=1"), servers.on(host, "/status/200")]
     urls += [servers.on(missing, "/bytes/5"), servers.on(broken, "/bytes/6")]
-    results = sorted(harness.run(urls, robots=True, concurrency=8, per_host=4, retries=0),
-                     key=lambda r: r.index)
+    results = sorted(
+        harness.run(urls, robots=True, concurrency=8, per_host=4, retries=0), key=lambda r: r.index
+    )
     for r in results[:8] + results[10:11]:
         assert r.ok, shown(r)
     for r in results[8:10] + results[11:]:
