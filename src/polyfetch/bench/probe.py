@@ -69,7 +69,7 @@ def _fetch(backend: str, point: Point, urls: list[str], ca: str | None) -> list[
     with Fetcher(
         cast(BackendName, backend),
         concurrency=point.concurrency,
-        per_host=point.concurrency,
+        per_host=point.per_host or point.concurrency,
         timeout=120,
         keep_body=bool(point.process),
         ca_bundle=ca,

@@ -21,7 +21,7 @@ from typing import Any
 
 from polyfetch.bench import peers
 from polyfetch.bench.scenarios import Point
-from polyfetch.testing.servers import start_process
+from polyfetch.testing.servers import EXTRA_HOSTS, start_process
 from polyfetch.testing.servers import stop as stop  # its home; bench.command imports it here
 
 #: seconds one run may take before it is killed and recorded as failed
@@ -71,6 +71,8 @@ def start_server(tls_dir: str | None = None) -> Server:
     trustme, for this run only.
     """
     cmd = [sys.executable, "-m", "polyfetch.server", "--port", "0"]
+    for host in EXTRA_HOSTS:  # the "hosts" scenario's 20 hosts
+        cmd += ["--also", host]
     ca = None
     if tls_dir is not None:
         import trustme

@@ -30,17 +30,29 @@ class Point:
     workers: int | None = None
     peers: bool = False  # whether the raw libraries run here too
     tls: bool = False  # over HTTPS, trusting a CA made for the run
+    hosts: int = 0  # spread over this many hosts (127.0.0.2, ...), sorted by host; 0: one
+    per_host: int | None = None  # the client's per-host limit (None: concurrency)
 
     def urls(self, base: str) -> list[str]:
-        """The point's URL list on the server at ``base``."""
-        return [base + self.path.format(i=i) for i in range(self.requests)]
+        """The point's URL list on the server at ``base`` (with ``hosts``, host-sorted)."""
+        if not self.hosts:
+            return [base + self.path.format(i=i) for i in range(self.requests)]
+        each = math.ceil(self.requests / self.hosts)
+        return [
+            base.replace("127.0.0.1", f"127.0.0.{2 + i // each}") + self.path.format(i=i)
+            for i in range(self.requests)
+        ]
 
     @property
     def ideal_s(self) -> float | None:
-        """The makespan of a client with no CPU cost: ceil(N / concurrency) x latency."""
+        """The makespan of a client with no CPU cost: ceil(N / concurrency) x latency, or
+        with ``hosts`` the busiest host's ceil(N / hosts / per_host) rounds if longer."""
         if not self.latency_ms:
             return None
-        return math.ceil(self.requests / self.concurrency) * self.latency_ms / 1000
+        rounds = math.ceil(self.requests / self.concurrency)
+        if self.hosts and self.per_host:
+            rounds = max(rounds, math.ceil(self.requests / self.hosts / self.per_host))
+        return rounds * self.latency_ms / 1000
 
     @property
     def key(self) -> str:
@@ -165,6 +177,27 @@ def _tls(quick: bool) -> Scenario:
     )
 
 
+def _hosts(quick: bool) -> Scenario:
+    delay, hosts, each = 100, 20, 10 if quick else 30
+    point = Point(
+        "hosts",
+        40,
+        requests=hosts * each,
+        concurrency=40,
+        path=f"/delay/{delay}?size=100&i={{i}}",
+        latency_ms=delay,
+        hosts=hosts,
+        per_host=2,
+    )
+    return _one_point(
+        "hosts",
+        f"A host-sorted list: {hosts} hosts x {each} URLs in order, {delay} ms each, "
+        "concurrency 40, 2 per host",
+        "Does the client keep every host busy, or wait on one host at a time?",
+        point,
+    )
+
+
 BUILDERS = {
     "latency": _latency,
     "throughput": _throughput,
@@ -172,6 +205,7 @@ BUILDERS = {
     "cpu": _cpu,
     "blocking": _blocking,
     "tls": _tls,
+    "hosts": _hosts,
 }
 
 
