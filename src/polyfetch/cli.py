@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--repeat", type=int, default=1, help="runs per backend (median shown)")
     demo.add_argument("--json", dest="json_out", help="also write the raw figures here")
+    demo.add_argument("--wide", action="store_true", help="print every column, not the compact set")
 
     bench = sub.add_parser(
         "bench",

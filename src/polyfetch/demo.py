@@ -76,7 +76,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "cells": [{"point": c.point.key, "client": c.client} for c in cells],
         "runs": runs,
     }
-    command.print_tables(results, out)
+    command.print_tables(results, out, wide=args.wide)
     for finding in report.findings(results, report.summaries(results)):
         out.write(finding + "\n")
     if args.json_out:
