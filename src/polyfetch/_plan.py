@@ -92,12 +92,14 @@ class Plan:
     rng: random.Random = field(default_factory=random.Random)
     #: The fetcher's per-host rate limit, shared by all its plans (None: no limit).
     pacer: Pacer | None = None
+    #: 1 + retries: a redirect hop is counted in ``redirects``, not here
     attempts: int = 0
     redirects: int = 0
     _target: _url.Target | None = None
     _headers: tuple[tuple[str, str], ...] = ()
     _last: Response | FetchError | None = None
     _paced: bool = False
+    _hop: bool = False  #: the next Send follows a redirect: not another attempt
 
     @property
     def deadline(self) -> float:
@@ -154,7 +156,10 @@ class Plan:
                 self._paced = True  # this booked start is ours: don't book another after the wait
                 return Wait(delay)
         self._paced = False
-        self.attempts += 1
+        if self._hop:
+            self._hop = False
+        else:
+            self.attempts += 1
         s = self.settings
         return Send(
             target=self._target,
@@ -195,6 +200,7 @@ class Plan:
         if target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", target.authorization),)
         self.redirects += 1
+        self._hop = True
         self._target = target
         return self._send(now)
 
