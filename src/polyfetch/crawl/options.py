@@ -212,6 +212,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
     out.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log why each URL took what it took - every attempt, retry (reason and wait), "
+        "Retry-After, redirect, --rate wait and processor failure - on stderr (no progress "
+        "display then); -vv adds the HTTP libraries' own debug logs. Not with --cluster",
+    )
+    out.add_argument("--log", metavar="FILE", help="write that log to FILE (implies -v)")
+    out.add_argument(
         "--no-progress",
         action="store_true",
         help="no progress display (it is off anyway when stderr is not a terminal)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import stat
@@ -69,10 +70,12 @@ class OutputFailed(Exception):
 
 def main(args: argparse.Namespace, *, stdin: IO[Any], stdout: IO[Any], stderr: TextIO) -> int:
     """Run ``polyfetch crawl``; return the exit status."""
+    stack = contextlib.ExitStack()
     crawl = Crawl(args, stdin, stdout, stderr)
     crawl.interrupter.install()
     try:
         try:
+            stack.enter_context(logging_to(args, stderr))
             crawl.prepare()
         except UsageError as exc:
             stderr.write(f"{PROG}: error: {exc}\n")
@@ -81,6 +84,36 @@ def main(args: argparse.Namespace, *, stdin: IO[Any], stdout: IO[Any], stderr: T
     finally:
         crawl.interrupter.uninstall()
         crawl.close()
+        stack.close()
+
+
+@contextlib.contextmanager
+def logging_to(args: argparse.Namespace, stderr: TextIO) -> Iterator[None]:
+    """With -v or --log: the ``polyfetch`` logger at debug level, to stderr or the file
+    (with -vv every library's logger too), for the length of the crawl."""
+    verbose = args.verbose or (1 if args.log else 0)
+    if not verbose:
+        yield
+        return
+    try:
+        handler = (
+            logging.FileHandler(args.log, encoding="utf-8")
+            if args.log
+            else logging.StreamHandler(stderr)
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write --log {args.log}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    target = logging.getLogger() if verbose > 1 else logging.getLogger("polyfetch")
+    before = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(before)
+        handler.close()
 
 
 class Crawl:
@@ -259,7 +292,8 @@ class Crawl:
     def _make_progress(self) -> NullProgress | RichProgress:
         a = self.args
         to_terminal = self._to_stdout and _isatty(self.stdout)  # records would garble the display
-        if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal:
+        logs_here = a.verbose and a.log is None  # log lines would garble the display
+        if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal or logs_here:
             return NullProgress()
         total = count_lines(a.input) if a.input not in (None, "-") else None
         return RichProgress(self.stderr, total, self._status)
