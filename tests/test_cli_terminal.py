@@ -4,10 +4,15 @@ progress line and the summary's wording. Run in-process against the session's se
 from __future__ import annotations
 
 import io
+import json
 import logging
 import uuid
 
+import pytest
+
+from polyfetch import Settings
 from polyfetch.cli import main
+from polyfetch.errors import ConfigError
 from polyfetch.testing.servers import Servers
 
 
@@ -64,3 +69,36 @@ def test_unwritable_log_is_a_usage_error(tmp_path):
     status, _, err = _crawl(str(urls), "--log", str(tmp_path / "no" / "such.log"))
     assert status == 2 and err.startswith("polyfetch crawl: error: cannot write --log"), err
     assert len(err.splitlines()) == 1
+
+
+def test_retry_knobs_reach_the_cli(servers: Servers, tmp_path):
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{servers.http}/status/404\n{servers.http}/status/503\n")
+    out, log = tmp_path / "o.jsonl", tmp_path / "crawl.log"
+    argv = [str(urls), "-o", str(out), "-q", "--log", str(log), "--retries", "2"]
+    knobs = ["--retry-status", "404", "--backoff", "0.02", "--max-backoff", "0.03"]
+    assert _crawl(*argv, *knobs)[0] == 0
+    records = {r["url"].rsplit("/", 1)[1]: r for r in map(json.loads, out.read_text().splitlines())}
+    assert records["404"]["attempts"] == 3 and records["503"]["attempts"] == 1, records
+    waits = [
+        float(line.split("waiting ")[1].split()[0])
+        for line in log.read_text().splitlines()
+        if "(backoff)" in line
+    ]
+    assert len(waits) == 2 and 0.01 <= waits[0] <= 0.02 and 0.015 <= waits[1] <= 0.03, waits
+    assert _crawl(*argv, "--retry-status", "none")[0] == 0
+    assert {json.loads(r)["attempts"] for r in out.read_text().splitlines()} == {1}
+
+
+def test_bad_retry_knobs_are_one_line_usage_errors(tmp_path):
+    for argv in (["--retry-status", "42"], ["--retry-status", "503,x"], ["--backoff", "-1"]):
+        status, _, err = _crawl("-", *argv)
+        assert status == 2 and len(err.splitlines()) == 1, err
+        assert err.startswith("polyfetch crawl: error: argument"), err
+
+
+def test_retry_statuses_setting_is_checked():
+    assert Settings(retry_statuses=[500, 503]).retry_statuses == frozenset({500, 503})
+    for bad in (["503"], [1000], "503", None):
+        with pytest.raises(ConfigError):
+            Settings(retry_statuses=bad)  # type: ignore[arg-type]

@@ -37,7 +37,8 @@ class Options(TypedDict, total=False):
     timeout: seconds one item may take in all: attempts, backoff and redirects.
     connect_timeout: seconds to open a connection (TCP and TLS).
     read_timeout: seconds allowed between two bytes of the response.
-    retries: further attempts after connect errors, timeouts and 429/502/503/504.
+    retries: further attempts after connect errors, timeouts and a status in retry_statuses.
+    retry_statuses: statuses worth another attempt (default 429, 502, 503, 504).
     backoff / max_backoff: base and cap, in seconds, of the exponential backoff.
     max_redirects: redirects followed before `TooManyRedirects`.
     max_bytes: body size limit, on the wire and decompressed, before `TooLarge`.
@@ -61,6 +62,7 @@ class Options(TypedDict, total=False):
     connect_timeout: float
     read_timeout: float
     retries: int
+    retry_statuses: Iterable[int]
     backoff: float
     max_backoff: float
     max_redirects: int

@@ -26,7 +26,7 @@ from polyfetch import _url
 from polyfetch._pace import Pacer
 from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
 from polyfetch.result import Result, item_url
-from polyfetch.settings import RETRY_STATUSES, Settings
+from polyfetch.settings import Settings
 
 log = logging.getLogger("polyfetch")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -107,7 +107,9 @@ class Plan:
     _last: Response | FetchError | None = None
     _paced: bool = False
     _hop: bool = False  #: the next Send follows a redirect: not another attempt
-    _debug: bool = False  #: log this item's decisions (asked once, at its start)
+    #: Log this item's decisions: asked once, by the first `advance` (not set in __init__,
+    #: where each field costs ~1k instructions per item).
+    _debug: bool = field(init=False)
 
     @property
     def deadline(self) -> float:
@@ -128,7 +130,7 @@ class Plan:
             return self._done(now)
         if outcome.status in REDIRECT_STATUSES and "location" in outcome.headers:
             return self._redirect(outcome.headers["location"], now)
-        if outcome.status in RETRY_STATUSES:
+        if outcome.status in self.settings.retry_statuses:
             header = outcome.headers.get("retry-after")
             after = retry_after(header, now_wall())
             why = f"status {outcome.status}" + (f", Retry-After: {header}" if header else "")
@@ -138,6 +140,8 @@ class Plan:
     def failed(self, error: FetchError, now: float) -> Result:
         """The record for an item whose backend failed unexpectedly: never lose an item."""
         self._last = error
+        if not hasattr(self, "_debug"):  # failed before its first advance
+            self._debug = False
         return self._done(now).result
 
     def _start(self, now: float) -> Action:

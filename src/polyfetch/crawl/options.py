@@ -163,6 +163,26 @@ def rate(text: str) -> float | None:
     return None if math.isinf(value) else value
 
 
+def wait(text: str) -> float:
+    """A backoff: seconds >= 0, at most `MAX_SECONDS`."""
+    value = _float(text)
+    if value is None or not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return min(value, MAX_SECONDS)
+
+
+def statuses(text: str) -> frozenset[int]:
+    """HTTP statuses to retry: comma-separated, e.g. ``429,503``; ``none`` for none."""
+    if text.strip().lower() == "none":
+        return frozenset()
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and 100 <= int(p) <= 599 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of HTTP statuses (e.g. 429,503) or none"
+        )
+    return frozenset(map(int, parts))
+
+
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high`` (None: no upper bound)."""
     span = f">= {low}" if high is None else f"from {low} to {high}"
@@ -286,8 +306,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=whole(0),
         metavar="N",
-        help=f"further attempts after connect errors, timeouts, resets, 429/502/503/504, "
-        f">= 0 (default: {d.retries})",
+        help=f"further attempts after connect errors, timeouts, resets and --retry-status "
+        f"statuses, >= 0 (default: {d.retries})",
+    )
+    net.add_argument(
+        "--retry-status",
+        type=statuses,
+        metavar="LIST",
+        dest="retry_statuses",
+        help="statuses worth a retry, comma-separated, or none (default: "
+        f"{','.join(map(str, sorted(d.retry_statuses)))})",
+    )
+    net.add_argument(
+        "--backoff",
+        type=wait,
+        metavar="S",
+        help=f"the first retry's backoff, doubled for each next one, with jitter (half to all "
+        f"of it); a Retry-After header wins (default: {d.backoff:g})",
+    )
+    net.add_argument(
+        "--max-backoff",
+        type=wait,
+        metavar="S",
+        help=f"the longest backoff (default: {d.max_backoff:g})",
     )
     net.add_argument(
         "-H",
