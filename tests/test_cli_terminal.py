@@ -102,3 +102,64 @@ def test_retry_statuses_setting_is_checked():
     for bad in (["503"], [1000], "503", None):
         with pytest.raises(ConfigError):
             Settings(retry_statuses=bad)  # type: ignore[arg-type]
+
+
+def _get(*argv: str) -> tuple[int, bytes, str]:
+    out, err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8"), io.StringIO()
+    status = main(["get", *argv], stdout=out, stderr=err, stdin=io.StringIO())
+    out.flush()
+    return status, out.buffer.getvalue(), err.getvalue()  # type: ignore[attr-defined]
+
+
+def test_get_writes_one_record_per_url_given(servers: Servers):
+    status, out, err = _get(f"{servers.http}/redirect/1", f"{servers.http}/bytes/3")
+    assert status == 0 and err == "", err
+    records = [json.loads(line) for line in out.decode().splitlines()]
+    assert [
+        (r["line"], r["status"], r["redirects"]) for r in sorted(records, key=lambda r: r["line"])
+    ] == [(1, 200, 1), (2, 200, 0)]
+
+
+def test_get_body_writes_the_bodies_in_the_order_given(servers: Servers):
+    slow, quick = f"{servers.http}/delay/300?size=4", f"{servers.http}/bytes/3"
+    status, out, err = _get("--body", slow, quick, quick)  # a URL given twice is fetched twice
+    assert (status, err) == (0, "")
+    assert out == b"0123" + b"012" * 2, out
+
+
+def test_get_include_writes_status_line_and_headers_and_fails_on_404(servers: Servers):
+    status, out, _ = _get("-i", f"{servers.http}/status/404")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert status == 1 and head.startswith(b"HTTP/1.1 404 Not Found\r\n"), out
+    assert b"\r\ncontent-type: text/plain" in head and body == b"status 404"
+
+
+def test_get_of_a_failed_fetch_is_one_line_and_exit_1(servers: Servers, tmp_path):
+    status, out, err = _get(
+        "-O", "-", "http://127.0.0.1:1/x", "--retries", "0", "--backend", "threads"
+    )
+    assert status == 1 and out == b""
+    assert err.splitlines() == [
+        "polyfetch get: http://127.0.0.1:1/x: ConnectError: "
+        + err.split("ConnectError: ")[1].strip()
+    ]
+
+
+def test_get_takes_every_fetching_option(servers: Servers, tmp_path):
+    flaky = f"{servers.http}/flaky/{uuid.uuid4().hex}?fails=1&retry_after=0"
+    records = tmp_path / "r.jsonl"
+    status, out, _ = _get(
+        flaky, "-O", "-", "-o", str(records), "--retries", "1", "--backend", "greenlet"
+    )
+    (record,) = map(json.loads, records.read_text().splitlines())
+    assert status == 0 and record["attempts"] == 2 and out == b"recovered after 1", out
+    assert _get(flaky, "--retries", "0", "--retry-status", "none", "--timeout", "0.5")[0] == 0
+
+
+def test_unknown_option_names_the_subcommand(capsys):
+    assert main(["get", "--bogus", "http://x/"]) == 2
+    assert main(["crawl", "--bogus"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "polyfetch get: error: unrecognized arguments: --bogus (see polyfetch get --help)",
+        "polyfetch crawl: error: unrecognized arguments: --bogus (see polyfetch crawl --help)",
+    ]

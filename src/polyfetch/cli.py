@@ -105,6 +105,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crawl_options.add_arguments(crawl)
 
+    get = sub.add_parser(
+        "get",
+        help="fetch the URLs given, like curl: records, or the bodies with --body / -O FILE",
+        description=crawl_options.GET_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    crawl_options.add_get_arguments(get)
+
     serve = sub.add_parser("serve", help="run the built-in test server (127.0.0.1 by default)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
@@ -177,7 +186,7 @@ def main(
     except UsageExit as exc:  # a usage error (one line), or the end of --help / --version
         err.write(exc.message)
         return exc.status
-    if args.command == "crawl":
+    if args.command in ("crawl", "get"):
         from polyfetch.crawl.run import main as crawl
 
         return crawl(args, stdin=stdin or sys.stdin, stdout=out, stderr=err)

@@ -200,9 +200,79 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+GET_DESCRIPTION = """\
+Fetch each URL given, with every fetching option of polyfetch crawl (retries,
+limits, timeouts, TLS, --backend), and write one record per URL to stdout (or
+-o FILE); with --body (or -O FILE) write the bodies instead, in the order given,
+and with -i the status line and headers before each. A failed fetch is one line
+on stderr. Nothing is skipped: a URL given twice is fetched twice.
+
+exit status: 0 every URL was fetched with a status below 400; 1 otherwise (an
+error, or a status >= 400); 2 usage errors; 130 interrupted.
+"""
+
+#: what `polyfetch get` does not ask for, as `polyfetch crawl` would take it
+GET_DEFAULTS = dict(
+    input=None,
+    save_dir=None,
+    resume=False,
+    fail_on_error=True,
+    quiet=True,
+    no_progress=True,
+    no_dedup=True,
+    dedup_memory=DEFAULT_DEDUP_MIB,
+    cluster=None,
+    shard_size=None,
+    shards_in_flight=None,
+)
+
+
+def add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``polyfetch get URL...``: crawl's fetching and processing options, and
+    where the records or bodies go."""
+    p = parser
+    p.add_argument("urls", nargs="+", metavar="URL", help="http(s) URLs to fetch")
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", metavar="FILE", help="write records here (default: stdout)")
+    out.add_argument(
+        "--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default: jsonl)"
+    )
+    out.add_argument(
+        "-O",
+        dest="body_to",
+        metavar="FILE",
+        help="write the bodies to FILE (- for stdout), in the order given; records then go "
+        "only to -o FILE",
+    )
+    out.add_argument(
+        "--body", dest="body_to", action="store_const", const="-", help="the same as -O -"
+    )
+    out.add_argument(
+        "-i",
+        "--include",
+        action="store_true",
+        help="write the status line and the headers before each body (implies --body)",
+    )
+    _log_arguments(out)
+    _fetch_arguments(p)
+    p.set_defaults(**GET_DEFAULTS)
+
+
+def _log_arguments(out: argparse._ArgumentGroup) -> None:
+    out.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log why each URL took what it took - every attempt, retry (reason and wait), "
+        "Retry-After, redirect, --rate wait and processor failure - on stderr (no progress "
+        "display then); -vv adds the HTTP libraries' own debug logs. Not with --cluster",
+    )
+    out.add_argument("--log", metavar="FILE", help="write that log to FILE (implies -v)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``crawl`` option to ``parser``."""
-    d = Settings()
     p = parser
     p.add_argument("input", nargs="?", metavar="URLS_FILE", help="one URL per line; - for stdin")
     out = p.add_argument_group("output")
@@ -231,16 +301,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 if any record has an error or a status >= 400",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
-    out.add_argument(
-        "-v",
-        "--verbose",
-        action="count",
-        default=0,
-        help="log why each URL took what it took - every attempt, retry (reason and wait), "
-        "Retry-After, redirect, --rate wait and processor failure - on stderr (no progress "
-        "display then); -vv adds the HTTP libraries' own debug logs. Not with --cluster",
-    )
-    out.add_argument("--log", metavar="FILE", help="write that log to FILE (implies -v)")
+    _log_arguments(out)
     out.add_argument(
         "--no-progress",
         action="store_true",
@@ -259,6 +320,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "memory; up to 1.5 times as much while the table grows)",
     )
 
+    _fetch_arguments(p)
+    _cluster_arguments(p)
+    p.set_defaults(urls=None, body_to=None, include=False)
+
+
+def _fetch_arguments(p: argparse.ArgumentParser) -> None:
+    """Crawl's fetching and post-processing options, shared with ``get``."""
+    d = Settings()
     net = p.add_argument_group("fetching")
     net.add_argument("--backend", choices=NAMES, default=DEFAULT_BACKEND, help=BACKEND_HELP)
     net.add_argument(
@@ -386,6 +455,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"processes for --process, 1 to {MAX_WORKERS} (default: CPU count)",
     )
 
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The --cluster options (crawl only)."""
     clu = p.add_argument_group("cluster (Dask; pip install 'polyfetch[cluster]')")
     clu.add_argument(
         "--cluster",

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from polyfetch import Fetcher
+from polyfetch.crawl.bodies import Bodies, binary
 from polyfetch.crawl.inputs import (
     InputCounts,
     InputLine,
@@ -78,7 +79,7 @@ def main(args: argparse.Namespace, *, stdin: IO[Any], stdout: IO[Any], stderr: T
             stack.enter_context(logging_to(args, stderr))
             crawl.prepare()
         except UsageError as exc:
-            stderr.write(f"{PROG}: error: {exc}\n")
+            stderr.write(f"{crawl._prog}: error: {exc}\n")
             return EXIT_USAGE
         return crawl.run()
     finally:
@@ -138,6 +139,13 @@ class Crawl:
         self._writer: JsonlWriter | CsvWriter | None = None
         self._fetcher: Fetcher | ClusterFetcher | None = None
         self._finished = False
+        self._prog = "polyfetch get" if args.urls is not None else PROG
+        self._bodies: Bodies | None = None
+        if args.include and args.body_to is None:
+            args.body_to = "-"
+        bodies_to_stdout = args.body_to == "-"
+        #: records go nowhere when the bodies take stdout and -o names no file
+        self._no_records = bodies_to_stdout and not args.output
         self._to_stdout = not args.output or args.output == "-"
 
     # -- setting up ---------------------------------------------------------------------
@@ -165,15 +173,33 @@ class Crawl:
         elif a.resume:
             self._done_lines = LineSet()
         appending = self._load_resume() if a.resume else False
+        if a.body_to is not None:
+            self._bodies = self._open_bodies()
+        self.progress = self._make_progress()
+        if self._no_records:
+            return
         self._out = self._open_output()
         out = LineWriter(self._out)
         names = fields(save=a.save_dir is not None)
         self._writer = (
             CsvWriter(out, names, header=not appending) if a.format == "csv" else JsonlWriter(out)
         )
-        self.progress = self._make_progress()
 
-    def _open_input(self) -> IO[Any]:
+    def _open_bodies(self) -> Bodies:
+        path = self.args.body_to
+        if path == "-":
+            stream = binary(self.stdout)
+        else:
+            try:
+                stream = open(path, "wb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            self._closing.append(stream)
+        return Bodies(stream, self.stderr, headers=self.args.include, prog=self._prog)
+
+    def _open_input(self) -> IO[Any] | None:
+        if self.args.urls is not None:
+            return None  # the URLs are the arguments
         path = self.args.input
         if path is None:
             if _isatty(self.stdin):
@@ -209,6 +235,8 @@ class Crawl:
     def _check_not_input(self, path: str) -> None:
         """Refuse an output that is the input file, named or on stdin (before it is truncated)."""
         inp = self.args.input
+        if self.args.urls is not None:
+            return
         with contextlib.suppress(OSError):
             if inp not in (None, "-") and os.path.samefile(inp, path):
                 raise UsageError(f"the output {path} is the input file")
@@ -281,7 +309,7 @@ class Crawl:
         options["headers"] = a.headers or []
         options["verify"] = not a.insecure
         # Bodies are needed only to store them or to process them; size is counted anyway.
-        options["keep_body"] = a.save_dir is not None or a.process is not None
+        options["keep_body"] = a.save_dir is not None or a.process is not None or bool(a.body_to)
         return options
 
     def _process_timeout(self) -> float | None:
@@ -327,7 +355,7 @@ class Crawl:
                     finally:
                         results.close()  # type: ignore[attr-defined]  # map() is a generator
             except (ConfigError, BackendError) as exc:
-                self.stderr.write(f"{PROG}: error: {exc}\n")
+                self.stderr.write(f"{self._prog}: error: {exc}\n")
                 return EXIT_USAGE
         finally:
             self._finished = True
@@ -346,7 +374,7 @@ class Crawl:
                 )
             )
         if failure is not None:
-            self.stderr.write(f"{PROG}: error: {failure}\n")
+            self.stderr.write(f"{self._prog}: error: {failure}\n")
             return EXIT_FAILED
         if interrupted:
             return EXIT_INTERRUPTED
@@ -356,9 +384,8 @@ class Crawl:
 
     def _items(self) -> Iterator[object]:
         """What `Fetcher.map` pulls: one item per selected line, remembered in ``pending``."""
-        assert self._input is not None
         lines = select(
-            read_lines(self._input, self.counts),
+            self._lines(),
             self.counts,
             seen=self._seen,
             done_lines=self._done_lines,
@@ -368,10 +395,18 @@ class Crawl:
             self.pending[index] = line
             yield line.url if line.reject is None else Rejected(line)
 
+    def _lines(self) -> Iterator[InputLine]:
+        if self.args.urls is None:
+            assert self._input is not None
+            yield from read_lines(self._input, self.counts)
+            return
+        for number, url in enumerate(self.args.urls, 1):
+            self.counts.lines = number
+            yield InputLine(number, url)
+
     def _consume(self, results: Iterator[Result]) -> None:
         # The flags are set by hand, not with context managers: this runs once per record.
-        intr, writer, pending = self.interrupter, self._writer, self.pending
-        assert writer is not None
+        intr, writer, pending, bodies = self.interrupter, self._writer, self.pending, self._bodies
         while not intr.grace_over:
             intr.waiting = True  # GraceOver may be raised from here ...
             try:
@@ -387,7 +422,10 @@ class Crawl:
                 saved = self._save(result, line) if self._savedir is not None else None
                 record = make_record(result, line, saved)
                 try:
-                    writer.write(record)
+                    if bodies is not None:
+                        bodies.add(result)
+                    if writer is not None:
+                        writer.write(record)
                 except OSError as exc:
                     raise OutputFailed from exc
             finally:
