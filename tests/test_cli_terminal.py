@@ -163,3 +163,35 @@ def test_unknown_option_names_the_subcommand(capsys):
         "polyfetch get: error: unrecognized arguments: --bogus (see polyfetch get --help)",
         "polyfetch crawl: error: unrecognized arguments: --bogus (see polyfetch crawl --help)",
     ]
+
+
+def _progress_line(state: str) -> str:
+    from rich.console import Console
+
+    from polyfetch.crawl.inputs import InputCounts
+    from polyfetch.crawl.progress import RichProgress, Stats
+
+    progress = RichProgress(io.StringIO(), 100, lambda: state)
+    stats = Stats()
+    stats.records = 40
+    progress.update(stats, InputCounts(), force=True)
+    console = Console(file=io.StringIO(), width=120)
+    with console.capture() as captured:
+        console.print(progress._progress.get_renderable())
+    return captured.get()
+
+
+def test_progress_line_says_interrupted_without_an_eta():
+    assert "ETA" in _progress_line("crawling")
+    line = _progress_line("interrupted")
+    assert "interrupted" in line and "ETA" not in line, line
+
+
+def test_summary_wording_fits_one_or_many():
+    from polyfetch.crawl.inputs import InputCounts
+    from polyfetch.crawl.progress import Stats, summary
+
+    one = summary(Stats(records=1), InputCounts(lines=1), 1.0, unfinished=1, interrupted=True)
+    assert "1 record in" in one and "1 line;" in one and "1 request was cancelled" in one, one
+    many = summary(Stats(records=2), InputCounts(lines=3), 1.0, unfinished=2, interrupted=True)
+    assert "2 records in" in many and "3 lines;" in many and "2 requests were cancelled" in many

@@ -455,7 +455,7 @@ class Crawl:
 
     def _status(self) -> str:
         if self._finished:
-            return "done"
+            return "interrupted" if self.interrupter.interrupts else "done"
         if self.interrupter.interrupts:
             return "stopping: finishing in-flight requests (Ctrl+C again: quit now)"
         return "crawling"
