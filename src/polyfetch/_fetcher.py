@@ -90,7 +90,7 @@ class Fetcher:
     """
 
     def __init__(
-        self, backend: BackendName | type[Backend] = "threads", **options: Unpack[Options]
+        self, backend: BackendName | type[Backend] = backends.DEFAULT, **options: Unpack[Options]
     ) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
         if isinstance(backend, type):  # a backend class of one's own (see polyfetch.testing)

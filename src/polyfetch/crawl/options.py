@@ -12,27 +12,20 @@ import math
 import re
 from collections.abc import Callable
 
-from polyfetch.backends import NAMES
+from polyfetch.backends import DEFAULT, NAMES
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
 from polyfetch.settings import Settings
 
-#: The default backend, chosen by measurement (see `BACKEND_HELP` and ``polyfetch demo``).
-DEFAULT_BACKEND = "asyncio"
+#: The default backend: the library's (`polyfetch.backends.DEFAULT`), chosen by measurement.
+DEFAULT_BACKEND = DEFAULT
 #: Seconds in-flight requests get to finish after the first Ctrl+C.
 DEFAULT_GRACE = 2.0
 #: Memory for the exact duplicate filter before it moves to a temporary file.
 DEFAULT_DEDUP_MIB = 64
 
 BACKEND_HELP = (
-    f"how requests wait: {', '.join(NAMES)} (default: %(default)s). Measured with this command "
-    "on a 2-core machine (20,000 URLs of 100 bytes from `polyfetch serve` on the other core, "
-    "-c 64 --per-host 64, median of 3): asyncio 2,210 req/s and 0.38 ms of client CPU per "
-    "request, greenlet 1,990 and 0.47 ms, threads 1,770 and 0.55 ms, gevent 1,310 and 0.75 ms "
-    "(curl --parallel: 5,150 and 0.12 ms). asyncio is the default because it was the fastest "
-    "and cheapest in every round, and because its event loop has a thread of its own: requests "
-    "keep going while the crawl writes records or waits for stdin, where greenlet and gevent "
-    "requests advance only while the crawl waits for results. gevent is patched in first "
-    "thing when chosen here. `polyfetch demo` compares the backends on your machine"
+    f"how requests wait: {', '.join(NAMES)} (default: %(default)s, as in the library); "
+    "README.md's 'Choosing a backend' says which wins where"
 )
 
 DESCRIPTION = """\
