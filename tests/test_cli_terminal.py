@@ -195,3 +195,20 @@ def test_summary_wording_fits_one_or_many():
     assert "1 record in" in one and "1 line;" in one and "1 request was cancelled" in one, one
     many = summary(Stats(records=2), InputCounts(lines=3), 1.0, unfinished=2, interrupted=True)
     assert "2 records in" in many and "3 lines;" in many and "2 requests were cancelled" in many
+
+
+def test_serve_help_documents_every_option(capsys):
+    assert main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for option in ("--host", "--port", "--https-port", "--certfile", "--keyfile"):
+        assert f"{option} " in text
+    assert "default: 127.0.0.1" in text and "default: 8000" in text
+    assert main(["serve", "--https-port", "8443"]) == 2
+    assert "needs --certfile and --keyfile" in capsys.readouterr().err
+
+
+def test_backend_help_is_one_line_pointing_at_the_guide(capsys):
+    assert main(["crawl", "--help"]) == 0
+    text = capsys.readouterr().out
+    block = text[text.index("  --backend") : text.index("  -c N")]
+    assert "Choosing a backend" in " ".join(block.split()) and len(block.splitlines()) <= 4

@@ -114,12 +114,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crawl_options.add_get_arguments(get)
 
-    serve = sub.add_parser("serve", help="run the built-in test server (127.0.0.1 by default)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--https-port", type=int, default=None)
-    serve.add_argument("--certfile")
-    serve.add_argument("--keyfile")
+    serve = sub.add_parser(
+        "serve",
+        help="run the built-in test server (127.0.0.1 by default)",
+        description="The built-in test server (aiohttp): /bytes/N, /delay/MS, /status/CODE, "
+        "/redirect/N, /flaky/KEY, /drip, /gzip/N, /html/SIZE... (README.md lists them all).",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="HTTP port; 0 picks a free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--https-port",
+        type=int,
+        default=None,
+        help="also serve HTTPS on this port (needs --certfile and --keyfile; default: no HTTPS)",
+    )
+    serve.add_argument("--certfile", metavar="PEM", help="the HTTPS certificate (chain)")
+    serve.add_argument("--keyfile", metavar="PEM", help="the HTTPS certificate's private key")
 
     demo = sub.add_parser(
         "demo",
@@ -193,6 +207,9 @@ def main(
     if args.command == "serve":
         from polyfetch import server
 
+        if args.https_port is not None and not (args.certfile and args.keyfile):
+            err.write("polyfetch serve: error: --https-port needs --certfile and --keyfile\n")
+            return 2
         argv_server = ["--host", args.host, "--port", str(args.port)]
         if args.https_port is not None:
             argv_server += [

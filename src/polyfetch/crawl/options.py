@@ -341,8 +341,8 @@ def _fetch_arguments(p: argparse.ArgumentParser) -> None:
         type=rate,
         metavar="N",
         help="at most N requests per second to each host (retries and redirects count); "
-        "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently "
-        "(default and inf: no limit)",
+        "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently; a "
+        "record's elapsed_ms includes its waits for the rate (default and inf: no limit)",
     )
     net.add_argument(
         "--timeout",
