@@ -23,6 +23,10 @@ def _patch_gevent_if_asked(argv: Sequence[str]) -> None:
         return  # gevent runs in the shards' own processes; the Dask client stays unpatched
     for i, arg in enumerate(argv):
         if arg == "--backend=gevent" or (arg == "--backend" and argv[i + 1 : i + 2] == ["gevent"]):
+            import importlib.util
+
+            if importlib.util.find_spec("gevent") is None:
+                return  # the fetcher refuses the backend with an install hint: one line, exit 2
             from gevent import monkey
 
             monkey.patch_all()

@@ -61,6 +61,10 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"polyfetch demo: bad arguments {unknown or ''}\n".replace(" []", ""))
         return 2
     runnable = [b for b in names if not backends.missing(b)]
+    for name in names:
+        if name not in runnable:
+            hint = f"polyfetch[{name}]" if name == "gevent" else " ".join(backends.missing(name))
+            err.write(f"polyfetch demo: skipping {name}: not installed (pip install '{hint}')\n")
     scenario = _scenario(args, executors)
     cells = [Cell(point, b) for point in scenario.points for b in runnable]
     server = start_server()

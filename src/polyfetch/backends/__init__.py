@@ -45,8 +45,7 @@ def load(name: str) -> type[Backend]:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
     lacking = missing(name)
     if lacking:
-        raise BackendError(
-            f"backend {name!r} needs {', '.join(lacking)}: pip install {' '.join(lacking)}"
-        )
+        hint = "'polyfetch[gevent]'" if name == "gevent" else " ".join(lacking)
+        raise BackendError(f"backend {name!r} needs {', '.join(lacking)}: pip install {hint}")
     module, cls, _ = REGISTRY[name]
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]
