@@ -32,6 +32,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the bench's own bound below: 70 s alone, more beside the suite
 def test_quick_run_writes_results_report_and_plots(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
