@@ -32,6 +32,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)  # the bench's own bound below: 70 s alone, more beside the suite
 def test_quick_run_writes_results_report_and_plots(tmp_path):
     out = tmp_path / "bench"
     proc = subprocess.run(
@@ -306,8 +307,9 @@ def test_bad_options_exit_2(capsys):
     assert capsys.readouterr().err.count("polyfetch bench:") == 4
 
 
-def _results(rates: dict[str, list[float]]) -> dict:
-    """A two-point latency scenario whose cells had the given req/s over repeated runs."""
+def _results(rates: dict[str, list[float]], spread: tuple[float, ...] = (0.9, 1.0, 1.2)) -> dict:
+    """A two-point latency scenario whose cells had the given req/s over repeated runs (one
+    run per factor in ``spread``)."""
     points = [
         {
             "key": f"latency/{c}",
@@ -332,10 +334,18 @@ def _results(rates: dict[str, list[float]]) -> dict:
                     "p99_ms": 2.0,
                     "rss_mib": 1.0,
                     "efficiency": (100 // point["concurrency"]) * 0.1 / (100 / (rps * f)),
+                    "children_rss_mib": 0.0,
+                    "errors": {},
                 }
-                for f in (0.9, 1.0, 1.2)
+                for f in spread
             ]
-    scenario = {"name": "latency", "axis": "concurrency", "unit": "req/s", "points": points}
+    scenario = {
+        "name": "latency",
+        "title": "Latency-bound: every response takes 100 ms, concurrency rising",
+        "axis": "concurrency",
+        "unit": "req/s",
+        "points": points,
+    }
     cells = [{"point": p["key"], "client": c} for p in points for c in rates]
     return {"scenarios": [scenario], "cells": cells, "runs": runs}
 
@@ -354,3 +364,55 @@ def test_verdicts_come_from_the_medians():
     found = report.findings(results, rows)
     assert "latency: threads falls below 50% of the ideal at concurrency 100" in " ".join(found)
     assert "latency: asyncio falls below" not in " ".join(found)
+
+
+CLIENTS = {"threads": [90, 200], "asyncio": [95, 900], "peer:geventhttpclient": [99, 5000]}
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_tables_fit_the_width_with_the_compact_columns(width):
+    from io import StringIO
+
+    from polyfetch.bench.command import print_tables
+
+    out = StringIO()
+    print_tables(_results(CLIENTS), out, width=width)
+    text = out.getvalue()
+    assert max(map(len, text.splitlines())) <= width, text
+    flat = " ".join(text.split())
+    for column in ("client", "req/s", "µs/req", "p50", "p99", "RSS", "errors"):
+        assert column in flat, text
+    for name in CLIENTS:  # names are never cut short
+        assert f" {name} " in text, text
+    assert "wall" not in text and "model" not in text  # those are --wide's
+    assert "…" not in text  # nothing cut short
+    assert "900 ±" in text  # three runs: the median and its spread
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_wide_tables_show_every_column_that_has_a_value(width):
+    from io import StringIO
+
+    from polyfetch.bench.command import print_tables
+
+    out = StringIO()
+    print_tables(_results(CLIENTS, spread=(1.0,)), out, wide=True, width=width)
+    text = out.getvalue()
+    if width >= 120:  # narrower, the lines wrap in the terminal rather than lose columns
+        assert max(map(len, text.splitlines())) <= width, text
+    assert "…" not in text  # nothing cut short
+    flat = " ".join(text.split())
+    for column in ("wall", "efficiency", "errors"):
+        assert column in flat, text
+    assert "workers" not in flat  # no client had workers: the empty column is dropped
+    assert " 900 " in text and "(900-900)" not in text and "±" not in text  # one run, one number
+    assert "a single run" in flat  # the verdict says its margin was not measured against noise
+
+
+def test_a_single_point_drops_the_point_column():
+    results = _results(CLIENTS)
+    scenario = results["scenarios"][0]
+    scenario["points"] = scenario["points"][:1]
+    results["cells"] = [c for c in results["cells"] if c["point"] == "latency/10"]
+    header, body = report.table(results, report.summaries(results), scenario, wide=False)
+    assert header[0] == "client" and [row[0] for row in body] == list(CLIENTS)

@@ -52,7 +52,7 @@ def test_usage_errors_exit_2_without_traceback(capsys):
         "polyfetch demo: error: argument -n/--requests: invalid int value: 'many' "
         "(see polyfetch demo --help)",
         "polyfetch: error: argument COMMAND: invalid choice: 'no-such-command' "
-        "(choose from 'crawl', 'serve', 'demo', 'bench') (see polyfetch --help)",
+        "(choose from 'crawl', 'get', 'serve', 'demo', 'bench') (see polyfetch --help)",
     ]
 
 

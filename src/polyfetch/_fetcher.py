@@ -46,7 +46,8 @@ class Options(TypedDict, total=False):
     timeout: seconds one item may take in all: attempts, backoff and redirects.
     connect_timeout: seconds to open a connection (TCP and TLS).
     read_timeout: seconds allowed between two bytes of the response.
-    retries: further attempts after connect errors, timeouts and 429/502/503/504.
+    retries: further attempts after connect errors, timeouts and a status in retry_statuses.
+    retry_statuses: statuses worth another attempt (default 429, 502, 503, 504).
     backoff / max_backoff: base and cap, in seconds, of the exponential backoff.
     max_redirects: redirects followed before `TooManyRedirects`.
     max_bytes: body size limit, on the wire and decompressed, before `TooLarge`.
@@ -77,6 +78,7 @@ class Options(TypedDict, total=False):
     connect_timeout: float
     read_timeout: float
     retries: int
+    retry_statuses: Iterable[int]
     backoff: float
     max_backoff: float
     max_redirects: int
@@ -108,7 +110,7 @@ class Fetcher:
     """
 
     def __init__(
-        self, backend: BackendName | type[Backend] = "threads", **options: Unpack[Options]
+        self, backend: BackendName | type[Backend] = backends.DEFAULT, **options: Unpack[Options]
     ) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
         if isinstance(backend, type):  # a backend class of one's own (see polyfetch.testing)

@@ -7,10 +7,16 @@ the end of a wait - and answers with the next action: `Send` an attempt,
 jitter, ``Retry-After``, redirects and the request's total deadline are decided
 here and only here; a backend performs single attempts and waits in its own
 way. Time comes in as an argument, so tests drive a plan with a fake clock.
+
+Every decision is logged at debug level on the ``polyfetch`` logger (attempt,
+retry with its reason and wait, ``Retry-After``, redirect, rate wait, the end),
+with the item's index and URL. Whether to log is asked once per item, in
+`Plan.advance`'s first call: with logging off, a plan costs one check.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -20,8 +26,9 @@ from polyfetch import _url
 from polyfetch._pace import Pacer
 from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
 from polyfetch.result import Result, item_url
-from polyfetch.settings import RETRY_STATUSES, Settings
+from polyfetch.settings import Settings
 
+log = logging.getLogger("polyfetch")
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another host.
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
@@ -97,12 +104,17 @@ class Plan:
     #: robots.txt's known verdict on a target (None: allowed, or not known yet), asked
     #: before an attempt's start is booked, so that a refused URL costs no place in the pace.
     gate: Callable[[_url.Target], FetchError | None] | None = None
+    #: 1 + retries: a redirect hop is counted in ``redirects``, not here
     attempts: int = 0
     redirects: int = 0
     _target: _url.Target | None = None
     _headers: tuple[tuple[str, str], ...] = ()
     _last: Response | FetchError | None = None
     _paced: bool = False
+    _hop: bool = False  #: the next Send follows a redirect: not another attempt
+    #: Log this item's decisions: asked once, by the first `advance` (not set in __init__,
+    #: where each field costs ~1k instructions per item).
+    _debug: bool = field(init=False)
 
     @property
     def deadline(self) -> float:
@@ -112,18 +124,22 @@ class Plan:
     def advance(self, outcome: Response | FetchError | None, now: float) -> Action:
         """Take what just happened (None at the start and after a `Wait`) and say what's next."""
         if self._target is None and outcome is None:
+            self._debug = log.isEnabledFor(logging.DEBUG)
             return self._start(now)
         if outcome is None:
             return self._send(now)
         self._last = outcome
         if isinstance(outcome, FetchError):
             if outcome.retryable and not isinstance(outcome, TotalTimeout):
-                return self._retry(now, None)
+                return self._retry(now, None, f"{outcome.kind} ({outcome.message})")
             return self._done(now)
         if outcome.status in REDIRECT_STATUSES and "location" in outcome.headers:
             return self._redirect(outcome.headers["location"], now)
-        if outcome.status in RETRY_STATUSES:
-            return self._retry(now, retry_after(outcome.headers.get("retry-after"), now_wall()))
+        if outcome.status in self.settings.retry_statuses:
+            header = outcome.headers.get("retry-after")
+            after = retry_after(header, now_wall())
+            why = f"status {outcome.status}" + (f", Retry-After: {header}" if header else "")
+            return self._retry(now, after, why)
         return self._done(now)
 
     def unsent(self, error: FetchError | None, now: float) -> Action:
@@ -140,6 +156,8 @@ class Plan:
     def failed(self, error: FetchError, now: float) -> Result:
         """The record for an item whose backend failed unexpectedly: never lose an item."""
         self._last = error
+        if not hasattr(self, "_debug"):  # failed before its first advance
+            self._debug = False
         return self._done(now).result
 
     def _start(self, now: float) -> Action:
@@ -173,9 +191,16 @@ class Plan:
                     )
                     return self._done(now)
                 self._paced = True  # this booked start is ours: don't book another after the wait
+                if self._debug:
+                    self._log("rate limit for %s: waiting %.3f s", self._target.host, delay)
                 return Wait(delay)
         self._paced = False
-        self.attempts += 1
+        hop, self._hop = self._hop, False
+        if not hop:
+            self.attempts += 1
+        if self._debug:
+            what = f"redirect {self.redirects}" if hop else f"attempt {self.attempts}"
+            self._log("%s: %s %s", what, self.settings.method, self._target.url)
         s = self.settings
         return Send(
             target=self._target,
@@ -188,12 +213,20 @@ class Plan:
             keep_body=s.keep_body,
         )
 
-    def _retry(self, now: float, after: float | None) -> Action:
+    def _retry(self, now: float, after: float | None, why: str) -> Action:
         if self.attempts > self.settings.retries:
+            if self._debug:
+                n = self.settings.retries
+                self._log("not retried after %s: %d of %d retries used", why, n, n)
             return self._done(now)
         delay = after if after is not None else self._backoff()
         if now + delay >= self.deadline:
+            if self._debug:
+                self._log("not retried after %s: a %.2f s wait would pass the deadline", why, delay)
             return self._done(now)  # waiting would outlive the request: report what we have
+        if self._debug:
+            source = "Retry-After" if after is not None else "backoff"
+            self._log("retry %d after %s: waiting %.3f s (%s)", self.attempts, why, delay, source)
         return Wait(delay)
 
     def _backoff(self) -> float:
@@ -218,11 +251,28 @@ class Plan:
         if target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", target.authorization),)
         self.redirects += 1
+        self._hop = True
+        if self._debug:
+            status = self._last.status if isinstance(self._last, Response) else None
+            self._log("status %s: redirected to %s", status, target.url)
         self._target = target
         return self._send(now)
 
+    def _log(self, message: str, *args: object) -> None:
+        """One debug line about this item, prefixed with its index and URL."""
+        log.debug("item %d %s: " + message, self.index, item_url(self.item), *args)
+
     def _done(self, now: float) -> Done:
         last = self._last
+        if self._debug:
+            outcome = (
+                f"status {last.status}"
+                if isinstance(last, Response)
+                else f"{last.kind}: {last.message}"
+                if last is not None
+                else "?"
+            )
+            self._log("done in %.3f s: %s", now - self.started, outcome)
         common = dict(
             url=item_url(self.item),
             index=self.index,

@@ -22,6 +22,7 @@ Two rules live here and nowhere else:
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from polyfetch._pace import Pacer
-from polyfetch._plan import Done, Plan, Response, Send, Wait, total_timeout
+from polyfetch._plan import Done, Plan, Response, Send, Wait, log, total_timeout
 from polyfetch._robots import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, Policy, Robots
 from polyfetch._throttle import Throttle
 from polyfetch._url import Target
@@ -159,7 +160,7 @@ class Runner:
                 return result
             fut = post.submit(result)
             try:
-                return group.wait_future(fut)
+                return _processed(group.wait_future(fut))
             finally:
                 fut.cancel()  # a no-op when done; frees its place in the queue when abandoned
         except Exception as exc:
@@ -242,7 +243,7 @@ class Runner:
                 return result
             fut = post.submit(result)
             try:
-                return await group.wait_future(fut)
+                return _processed(await group.wait_future(fut))
             finally:
                 fut.cancel()
         except Exception as exc:
@@ -306,11 +307,26 @@ def _past_deadline(outcome: Outcome, send: Send) -> Outcome:
     return outcome
 
 
+def _processed(result: Result) -> Result:
+    """A processed result, its processor's failure logged."""
+    if result.process_error is not None and log.isEnabledFor(logging.DEBUG):
+        error = result.process_error
+        log.debug(
+            "item %d %s: processing failed: %s: %s",
+            result.index,
+            result.url,
+            error.kind,
+            error.message,
+        )
+    return result
+
+
 def _failed(
     item: object, index: int, started: float, exc: Exception, fetched: Result | None
 ) -> Result:
     """The record of an item whose path raised: the fetch's result if it got that far (the
     processing failed), else a `FetchError` naming the exception."""
+    log.debug("item %d: its path raised", index, exc_info=exc)
     try:
         if fetched is not None:
             message = f"processing could not be run: {unexpected(exc).message}"

@@ -23,6 +23,10 @@ def _patch_gevent_if_asked(argv: Sequence[str]) -> None:
         return  # gevent runs in the shards' own processes; the Dask client stays unpatched
     for i, arg in enumerate(argv):
         if arg == "--backend=gevent" or (arg == "--backend" and argv[i + 1 : i + 2] == ["gevent"]):
+            import importlib.util
+
+            if importlib.util.find_spec("gevent") is None:
+                return  # the fetcher refuses the backend with an install hint: one line, exit 2
             from gevent import monkey
 
             monkey.patch_all()
@@ -105,12 +109,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     crawl_options.add_arguments(crawl)
 
-    serve = sub.add_parser("serve", help="run the built-in test server (127.0.0.1 by default)")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--https-port", type=int, default=None)
-    serve.add_argument("--certfile")
-    serve.add_argument("--keyfile")
+    get = sub.add_parser(
+        "get",
+        help="fetch the URLs given, like curl: records, or the bodies with --body / -O FILE",
+        description=crawl_options.GET_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
+    crawl_options.add_get_arguments(get)
+
+    serve = sub.add_parser(
+        "serve",
+        help="run the built-in test server (127.0.0.1 by default)",
+        description="The built-in test server (aiohttp): /bytes/N, /delay/MS, /status/CODE, "
+        "/redirect/N, /flaky/KEY, /drip, /gzip/N, /html/SIZE... (README.md lists them all).",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="HTTP port; 0 picks a free one (default: 8000)"
+    )
+    serve.add_argument(
+        "--https-port",
+        type=int,
+        default=None,
+        help="also serve HTTPS on this port (needs --certfile and --keyfile; default: no HTTPS)",
+    )
+    serve.add_argument("--certfile", metavar="PEM", help="the HTTPS certificate (chain)")
+    serve.add_argument("--keyfile", metavar="PEM", help="the HTTPS certificate's private key")
 
     demo = sub.add_parser(
         "demo",
@@ -131,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--repeat", type=int, default=1, help="runs per backend (median shown)")
     demo.add_argument("--json", dest="json_out", help="also write the raw figures here")
+    demo.add_argument("--wide", action="store_true", help="print every column, not the compact set")
 
     bench = sub.add_parser(
         "bench",
@@ -176,13 +204,16 @@ def main(
     except UsageExit as exc:  # a usage error (one line), or the end of --help / --version
         err.write(exc.message)
         return exc.status
-    if args.command == "crawl":
+    if args.command in ("crawl", "get"):
         from polyfetch.crawl.run import main as crawl
 
         return crawl(args, stdin=stdin or sys.stdin, stdout=out, stderr=err)
     if args.command == "serve":
         from polyfetch import server
 
+        if args.https_port is not None and not (args.certfile and args.keyfile):
+            err.write("polyfetch serve: error: --https-port needs --certfile and --keyfile\n")
+            return 2
         argv_server = ["--host", args.host, "--port", str(args.port)]
         if args.https_port is not None:
             argv_server += [

@@ -61,6 +61,10 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"polyfetch demo: bad arguments {unknown or ''}\n".replace(" []", ""))
         return 2
     runnable = [b for b in names if not backends.missing(b)]
+    for name in names:
+        if name not in runnable:
+            hint = f"polyfetch[{name}]" if name == "gevent" else " ".join(backends.missing(name))
+            err.write(f"polyfetch demo: skipping {name}: not installed (pip install '{hint}')\n")
     scenario = _scenario(args, executors)
     cells = [Cell(point, b) for point in scenario.points for b in runnable]
     server = start_server()
@@ -76,7 +80,7 @@ def main(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         "cells": [{"point": c.point.key, "client": c.client} for c in cells],
         "runs": runs,
     }
-    command.print_tables(results, out)
+    command.print_tables(results, out, wide=args.wide)
     for finding in report.findings(results, report.summaries(results)):
         out.write(finding + "\n")
     if args.json_out:

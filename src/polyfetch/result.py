@@ -30,6 +30,7 @@ class Result:
     body: bytes | None = None
     #: Decoded body size in bytes (counted even when the body is not kept).
     size: int = 0
+    #: Seconds from the item's start to its record: rate and backoff waits included.
     elapsed: float = 0.0
     #: Attempts made: 1 plus the retries (redirect hops are counted in ``redirects``).
     attempts: int = 0

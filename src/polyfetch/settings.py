@@ -79,8 +79,19 @@ class Settings:
     #: Adjust each host's concurrency and pace to its latency and 429/503 answers
     #: (`polyfetch._throttle`), within ``per_host`` and ``rate``.
     auto_throttle: bool = False
+    #: Statuses worth another attempt (any iterable of ints; kept as a frozenset).
+    retry_statuses: frozenset[int] = RETRY_STATUSES
 
     def __post_init__(self) -> None:
+        try:
+            statuses = frozenset(self.retry_statuses)
+        except TypeError:
+            statuses = frozenset({-1})
+        if any(not isinstance(c, int) or not 100 <= c <= 599 for c in statuses):
+            raise ConfigError(
+                f"retry_statuses must be HTTP statuses (100-599), got {self.retry_statuses!r}"
+            )
+        object.__setattr__(self, "retry_statuses", statuses)
         for name in ("concurrency", "per_host"):
             value = getattr(self, name)
             if not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:

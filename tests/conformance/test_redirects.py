@@ -9,6 +9,10 @@ def test_redirect_chain(harness, servers):
     t.check_redirect_chain(harness, servers)
 
 
+def test_attempts_count_retries_not_redirect_hops(harness, servers):
+    t.check_attempts_count_retries_not_redirect_hops(harness, servers)
+
+
 def test_redirect_limit_zero_refuses_redirects(harness, servers):
     t.check_redirect_limit_zero_refuses_redirects(harness, servers)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from polyfetch.errors import BackendError
 
@@ -23,6 +23,10 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "greenlet": ("polyfetch.backends.greenlet", "GreenletBackend", ("greenlet", "h11")),
 }
 NAMES = tuple(REGISTRY)
+#: The default of `Fetcher`, ClusterFetcher and the CLI: the fastest and cheapest wherever the
+#: IO model decides (docs/benchmarks.md: latency-bound from 1,000 in flight, small and large
+#: bodies), with nothing to patch.
+DEFAULT: Final = "greenlet"
 
 
 def missing(name: str) -> list[str]:
@@ -41,8 +45,7 @@ def load(name: str) -> type[Backend]:
         raise BackendError(f"unknown backend {name!r}; choose one of {', '.join(NAMES)}")
     lacking = missing(name)
     if lacking:
-        raise BackendError(
-            f"backend {name!r} needs {', '.join(lacking)}: pip install {' '.join(lacking)}"
-        )
+        hint = "'polyfetch[gevent]'" if name == "gevent" else " ".join(lacking)
+        raise BackendError(f"backend {name!r} needs {', '.join(lacking)}: pip install {hint}")
     module, cls, _ = REGISTRY[name]
     return getattr(importlib.import_module(module), cls)  # type: ignore[no-any-return]

@@ -194,7 +194,7 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     written = plots.write(results, args.out) if no_plots is None else []
     with open(os.path.join(args.out, "report.md"), "w") as f:
         f.write(report.markdown(results, written))
-    print_tables(results, out)
+    print_tables(results, out, wide=args.wide)
     if no_plots is not None:
         err.write(f"polyfetch bench: plots skipped: {no_plots}; {BENCH_HINT}\n")
         out.write(f"results.json and report.md written to {args.out}/\n")
@@ -213,24 +213,54 @@ def scenario_record(scenario: Scenario) -> dict[str, Any]:
     return record
 
 
-def print_tables(results: dict[str, Any], out: TextIO) -> None:
-    """Every scenario's table, then the verdicts, with rich."""
+def print_tables(
+    results: dict[str, Any], out: TextIO, *, wide: bool = False, width: int | None = None
+) -> None:
+    """Every scenario's table, then the verdicts, with rich, at the terminal's width (or
+    ``width``): the compact columns, or all of them with ``wide``."""
+    from rich import box
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
-    console = Console(file=out, width=200)
+    console = Console(file=out, width=width)
     rows = report.summaries(results)
     for scenario in results["scenarios"]:
-        table = Table(title=scenario["title"])
-        for col in report.COLUMNS:
-            table.add_column(col, justify="left" if col in ("point", "client") else "right")
-        for cells in report.table_rows(results, rows, scenario):
+        header, body = report.table(results, rows, scenario, wide=wide)
+        # The title as a line of its own: as the table's title it would wrap to the table's width.
+        console.print(f"\n[bold]{escape(scenario['title'])}[/bold]", highlight=False)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, collapse_padding=True)
+        for i, col in enumerate(header):
+            # Who and where are never cut short.
+            whole = col in ("c", scenario["axis"], "client")
+            table.add_column(
+                col if whole else col.replace(" ", "\n", 1),  # figures' headers: two lines
+                justify="left" if whole or col == "errors" else "right",
+                min_width=max(len(cells[i]) for cells in body) if whole and body else None,
+            )
+        for cells in body:
             table.add_row(*cells)
-        console.print(table)
+        # Too wide for the terminal (--wide at 80 columns): the terminal wraps the lines, but
+        # rich would crop the last columns away.
+        needed = _natural_width(table)
+        (console if needed <= console.width else Console(file=out, width=needed)).print(table)
     for verdict in report.verdicts(results, rows):
         console.print(
             f"{verdict.scenario}, {verdict.contest}: {verdict.sentence(md=False)}", highlight=False
         )
+
+
+def _natural_width(table: Any) -> int:
+    """The width ``table`` takes when nothing limits it (rich's measure undercounts a table
+    with collapsed padding)."""
+    import io
+
+    from rich.console import Console
+
+    scratch = Console(file=io.StringIO(), width=10_000)
+    with scratch.capture() as captured:
+        scratch.print(table)
+    return max(map(len, captured.get().splitlines()), default=0)
 
 
 class _Display:
@@ -274,15 +304,17 @@ class _Display:
         from rich.console import Group
         from rich.table import Table
 
-        table = Table("cell", "runs", "rate (median)", "CPU µs/req", "p99 ms", "errors")
+        table = Table("point", "client", "runs", "req/s", "CPU µs/req", "p99 ms", "errors")
         for key, records in list(self.seen.items())[-16:]:
             r = summarize(records)
+            point, client = key.rsplit("/", 1)
             if "failed" in r:
-                table.add_row(key, str(len(records)), "-", "-", "-", r["failed"][:40])
+                table.add_row(point, client, str(len(records)), "-", "-", "-", r["failed"][:40])
             else:
                 errors = sum(r["errors"].values())
                 table.add_row(
-                    key,
+                    point,
+                    client,
                     str(len(records)),
                     f"{r['rps']:,.0f}",
                     f"{r['cpu_us_per_request']:,.0f}",

@@ -39,3 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="small sizes, one run each: under a minute (default: off)",
     )
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help="print every column (wall and CPU seconds, workers' RSS, efficiency, the model, "
+        "the server's CPU), not the compact set; report.md always has them all (default: off)",
+    )

@@ -1,7 +1,10 @@
 """PNG plots of a bench run, with matplotlib (the ``bench`` extra).
 
 Rate plots carry the min-max spread of the repeats as error bars, so a reader
-sees at once which differences are larger than the run-to-run noise.
+sees at once which differences are larger than the run-to-run noise. Each client
+keeps one colour in every plot of a run; log axes are labelled in plain numbers
+(1,000, 2,000, 5,000), efficiency in % as the report prints it, and the latency
+plots draw the ideal (ceil(N / c) x latency) beside the clients.
 """
 
 from __future__ import annotations
@@ -24,12 +27,38 @@ def _pyplot() -> Any:
     return plt
 
 
+_COLOURS: dict[str, str] = {}
+
+
+def _colour(client: str) -> str:
+    """The client's colour in every plot of this run."""
+    return _COLOURS.get(client, "tab:gray")
+
+
+def _plain_log(axis: Any, ticks: list[float] | None = None) -> None:
+    """Log scale labelled 1,000 2,000 5,000 instead of 10^3 (at ``ticks`` when given)."""
+    from matplotlib import ticker
+
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    if ticks:
+        axis.set_major_locator(ticker.FixedLocator(ticks))
+    else:
+        axis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    axis.set_major_formatter(plain)
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
 def write(results: dict[str, Any], out_dir: str) -> list[str]:
     """Write every plot the run has data for; return their file names (relative to out_dir)."""
     rows = summaries(results)
     clients: dict[str, list[str]] = {c["point"]: [] for c in results["cells"]}
     for c in results["cells"]:
         clients[c["point"]].append(c["client"])
+    palette = [f"C{i}" for i in range(10)] + ["black", "gold", "navy", "lime"]
+    _COLOURS.clear()
+    for c in results["cells"]:
+        if c["client"] not in _COLOURS:
+            _COLOURS[c["client"]] = palette[len(_COLOURS) % len(palette)]
     written = []
     for scenario in results["scenarios"]:
         if scenario["axis"] != "concurrency":
@@ -51,7 +80,7 @@ def _series(
         ("rps", "requests/s (median, min-max)", f"{scenario['name']}_rps.png"),
         (
             "efficiency",
-            "efficiency = ideal makespan / wall time",
+            "efficiency: ideal makespan / wall time",
             f"{scenario['name']}_efficiency.png",
         ),
     ):
@@ -71,14 +100,31 @@ def _series(
                     hi.append(r["rps_max"] - r["rps"])
             if xs:
                 ax.errorbar(
-                    xs, ys, yerr=[lo, hi] if lo else None, marker="o", capsize=3, label=client
+                    xs,
+                    ys,
+                    yerr=[lo, hi] if lo else None,
+                    marker="o",
+                    capsize=3,
+                    label=client,
+                    color=_colour(client),
                 )
+        xs_all = [p["x"] for p in points]
+        latency = bool(points[0]["latency_ms"])
         ax.set_xscale("log")
+        _plain_log(ax.xaxis, xs_all)
         if metric == "rps":
             ax.set_yscale("log")
+            _plain_log(ax.yaxis)
+            if latency and all(p.get("ideal_s") for p in points):
+                ideal = [p["requests"] / p["ideal_s"] for p in points]
+                ax.plot(xs_all, ideal, "k--", linewidth=1, label="ideal")
         else:
+            from matplotlib import ticker
+
             ax.set_ylim(0, 1.05)
-        ax.set_xlabel("concurrency (log)")
+            ax.axhline(1.0, color="k", linestyle="--", linewidth=1, label="ideal")
+            ax.yaxis.set_major_formatter(ticker.PercentFormatter(1.0))
+        ax.set_xlabel("concurrency (requests in flight, log scale)")
         ax.set_ylabel(ylabel)
         ax.legend()
         files.append(_save(plt, fig, ax, scenario, os.path.join(out_dir, fname), "both"))
@@ -104,6 +150,10 @@ def _grouped(
         xs = [j + (i - (len(points) - 1) / 2) * width for j in range(len(backends))]
         ax.bar(xs, ys, width, yerr=err, capsize=3, label=str(p["x"]))
     ax.set_xticks(range(len(backends)), backends)
+    from matplotlib import ticker
+
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("client (bar colour: the " + scenario["axis"] + ")")
     ax.set_ylabel(f"{scenario['unit']} (median, min-max)")
     ax.legend(title=scenario["axis"], loc="center left", bbox_to_anchor=(1.0, 0.5))
     fname = f"{scenario['name']}_by_{scenario['axis']}.png"
@@ -123,13 +173,16 @@ def _cost(
     ]
     values = [rows[f"{point['key']}/{c}"]["cpu_us_per_request"] for c in names]
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    colors = ["tab:gray" if c.startswith("peer:") else "tab:blue" for c in names]
-    ax.barh(names, values, color=colors)
+    ax.barh(names, values, color=[_colour(c) for c in names])
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:,.0f}", va="center", fontsize=8)
     ax.invert_yaxis()
     ax.margins(x=0.12)  # room for the value labels
-    ax.set_xlabel("client CPU µs per request (median; grey: raw libraries and other clients)")
+    from matplotlib import ticker
+
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.set_xlabel("client CPU µs per request (median)")
+    ax.set_ylabel("client")
     fname = f"{scenario['name']}_cpu_per_request.png"
     return _save(plt, fig, ax, scenario, os.path.join(out_dir, fname), "x")
 

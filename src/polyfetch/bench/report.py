@@ -31,6 +31,8 @@ class Verdict:
     over_runner_up: float | None
     slowest: str | None
     over_slowest: float | None
+    #: why the margin over the next may be noise: one run each, or overlapping spreads
+    caveat: str | None = None
 
     def sentence(self, *, md: bool = True) -> str:
         """The verdict in words; ``md`` puts the winner in bold."""
@@ -40,7 +42,18 @@ class Verdict:
             text += f", {self.over_runner_up:.2f}x {self.runner_up} (next)"
         if self.slowest and self.over_slowest and self.slowest != self.runner_up:
             text += f" and {self.over_slowest:.2f}x {self.slowest} (slowest)"
-        return text
+        return text + (f" ({self.caveat})" if self.caveat else "")
+
+
+def _caveat(best: dict[str, Any], second: dict[str, Any] | None) -> str | None:
+    """Why a win over the next may be within the noise, or None."""
+    if second is None:
+        return None
+    if best.get("runs", 1) <= 1 or second.get("runs", 1) <= 1:
+        return "a single run: no spread measured, a small margin may be noise"
+    if second["rps_max"] >= best["rps_min"]:
+        return "within the run-to-run spread of the next"
+    return None
 
 
 def summaries(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -98,6 +111,7 @@ def verdicts(results: dict[str, Any], rows: dict[str, dict[str, Any]]) -> list[V
                     best / rows[second]["rps"] if second else None,
                     name(last) if last else None,
                     best / rows[last]["rps"] if last else None,
+                    _caveat(rows[ranked[0]], rows[second] if second else None),
                 )
             )
     return found
@@ -200,43 +214,68 @@ def layer_costs(results: dict[str, Any], rows: dict[str, dict[str, Any]]) -> lis
     return out
 
 
+@dataclass(frozen=True)
+class Column:
+    """One column of a scenario's table: its header, and whether the compact table shows it."""
+
+    name: str
+    compact: bool
+
+
+#: Every column, in order. The compact set (the default on a terminal) is what tells the
+#: clients apart; ``--wide`` and report.md show them all. Either way a column that is empty
+#: ("-") in every row is left out, and so is the point when the scenario has only one.
 COLUMNS = (
-    "point",
-    "client",
-    "rate (min-max)",
-    "wall s",
-    "CPU s",
-    "CPU µs/req",
-    "p50 ms",
-    "p99 ms",
-    "RSS MiB",
-    "workers RSS",
-    "efficiency",
-    "model s",
-    "server CPU s",
-    "errors",
+    Column("point", True),
+    Column("client", True),
+    Column("req/s", True),
+    Column("wall s", False),
+    Column("CPU s", False),
+    Column("CPU µs/req", True),
+    Column("p50 ms", True),
+    Column("p99 ms", True),
+    Column("RSS MiB", True),
+    Column("workers RSS", False),
+    Column("efficiency", False),
+    Column("model s", False),
+    Column("server CPU s", False),
+    Column("errors", True),
 )
 
 
-def table_rows(
-    results: dict[str, Any], rows: dict[str, dict[str, Any]], scenario: dict[str, Any]
-) -> list[list[str]]:
-    """The cells of one scenario's table, formatted."""
-    out = []
+def _rate(r: dict[str, Any], wide: bool) -> str:
+    """The median rate; with more than one run, its spread (min-max, or +-% when compact)."""
+    text = f"{r['rps']:,.0f}"
+    if r.get("runs", 1) <= 1 or r["rps_min"] == r["rps_max"]:
+        return text  # one run: one number, not "1,211 (1,211-1,211)"
+    if wide:
+        return f"{text} ({r['rps_min']:,.0f}-{r['rps_max']:,.0f})"
+    return f"{text} ±{(r['rps_max'] - r['rps_min']) / 2 / r['rps']:.0%}"
+
+
+def table(
+    results: dict[str, Any],
+    rows: dict[str, dict[str, Any]],
+    scenario: dict[str, Any],
+    *,
+    wide: bool = True,
+) -> tuple[list[str], list[list[str]]]:
+    """One scenario's table, formatted: (headers, rows), without the columns left out."""
+    body = []
     for point in scenario["points"]:
         for client in _cells(results, point["key"]):
             key = f"{point['key']}/{client}"
             r = rows[key]
             if "failed" in r:
-                out.append([str(point["x"]), client, *["-"] * 11, f"failed: {r['failed']}"])
+                body.append([str(point["x"]), client, *["-"] * 11, f"failed: {r['failed']}"])
                 continue
             model = model_seconds(results, rows, key)
             errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
-            out.append(
+            body.append(
                 [
                     str(point["x"]),
                     client,
-                    f"{r['rps']:,.0f} ({r['rps_min']:,.0f}-{r['rps_max']:,.0f})",
+                    _rate(r, wide),
                     f"{r['wall_s']:.2f}",
                     f"{r['cpu_s']:.2f}",
                     f"{r['cpu_us_per_request']:,.0f}",
@@ -250,7 +289,17 @@ def table_rows(
                     errors,
                 ]
             )
-    return out
+    keep = [
+        i
+        for i, col in enumerate(COLUMNS)
+        if (wide or col.compact)
+        and any(cells[i] != "-" for cells in body)
+        and not (col.name == "point" and len(scenario["points"]) == 1)
+    ]
+    axis = "c" if scenario["axis"] == "concurrency" else scenario["axis"]  # as in -c
+    header = [axis if COLUMNS[i].name == "point" else COLUMNS[i].name for i in keep]
+    header = [scenario.get("unit", "req/s") if h == "req/s" else h for h in header]
+    return header, [[cells[i] for i in keep] for cells in body]
 
 
 def _md_table(header: tuple[str, ...] | list[str], body: list[list[str]]) -> list[str]:
@@ -268,7 +317,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         f"Command: `{results['command']}`  ",
         ("**Interrupted: partial results.**  " if results.get("interrupted") else "")
         + f"Started {results['started']}; {results['repeat']} interleaved run(s) per cell, "
-        "each in a fresh process; figures are medians (rate: median, min-max).  ",
+        "each in a fresh process; figures are medians (rate: median, and min-max over the runs).  ",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, "
         f"{m['system']}; Python {m['python']}; "
         + ", ".join(f"{k} {v}" for k, v in m["libraries"].items()),
@@ -277,6 +326,15 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         "efficiency = ideal makespan (ceil(N / concurrency) x latency) / wall time; "
         "model s = ideal + N x the client's CPU per request in the throughput scenario.",
     ]
+    if results.get("quick"):
+        lines += [
+            "",
+            "*A --quick run*: one short run per cell, so fixed costs weigh far more than in a "
+            "full run (a process pool's start-up, ~0.5 s, a fresh interpreter's imports) and "
+            "single verdicts are not measured against the noise. Where a ranking here "
+            "contradicts a full run (e.g. the process pool last on a list too small to repay "
+            "its start-up), the full run is the one to believe.",
+        ]
     for scenario in results["scenarios"]:
         p = scenario["points"][0]
         lines += ["", f"## {scenario['title']}", "", f"*{scenario['question']}* "]
@@ -286,7 +344,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
             else "Requests per run: "
             + ", ".join(f"{q['requests']} at {q['x']}" for q in scenario["points"])
         ) + f"; rate is {scenario['unit']}."
-        lines += ["", *_md_table(COLUMNS, table_rows(results, rows, scenario))]
+        lines += ["", *_md_table(*table(results, rows, scenario))]
     lines += [
         "",
         "## When each model wins",

@@ -12,12 +12,12 @@ import math
 import re
 from collections.abc import Callable
 
-from polyfetch.backends import NAMES
+from polyfetch.backends import DEFAULT, NAMES
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
 from polyfetch.settings import MAX_LOOKAHEAD, Settings
 
-#: The default backend, chosen by measurement (see `BACKEND_HELP` and ``polyfetch demo``).
-DEFAULT_BACKEND = "asyncio"
+#: The default backend: the library's (`polyfetch.backends.DEFAULT`), chosen by measurement.
+DEFAULT_BACKEND = DEFAULT
 #: Seconds in-flight requests get to finish after the first Ctrl+C.
 DEFAULT_GRACE = 2.0
 #: How duplicates are recognised (``--dedup``).
@@ -26,15 +26,8 @@ DEDUP_MODES = ("canonical", "exact", "off")
 DEFAULT_DEDUP_MIB = 64
 
 BACKEND_HELP = (
-    f"how requests wait: {', '.join(NAMES)} (default: %(default)s). Measured with this command "
-    "on a 2-core machine (20,000 URLs of 100 bytes from `polyfetch serve` on the other core, "
-    "-c 64 --per-host 64, median of 3): asyncio 2,210 req/s and 0.38 ms of client CPU per "
-    "request, greenlet 1,990 and 0.47 ms, threads 1,770 and 0.55 ms, gevent 1,310 and 0.75 ms "
-    "(curl --parallel: 5,150 and 0.12 ms). asyncio is the default because it was the fastest "
-    "and cheapest in every round, and because its event loop has a thread of its own: requests "
-    "keep going while the crawl writes records or waits for stdin, where greenlet and gevent "
-    "requests advance only while the crawl waits for results. gevent is patched in first "
-    "thing when chosen here. `polyfetch demo` compares the backends on your machine"
+    f"how requests wait: {', '.join(NAMES)} (default: %(default)s, as in the library); "
+    "README.md's 'Choosing a backend' says which wins where"
 )
 
 DESCRIPTION = """\
@@ -189,6 +182,26 @@ def rate(text: str) -> float | None:
     return None if math.isinf(value) else value
 
 
+def wait(text: str) -> float:
+    """A backoff: seconds >= 0, at most `MAX_SECONDS`."""
+    value = _float(text)
+    if value is None or not value >= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds >= 0")
+    return min(value, MAX_SECONDS)
+
+
+def statuses(text: str) -> frozenset[int]:
+    """HTTP statuses to retry: comma-separated, e.g. ``429,503``; ``none`` for none."""
+    if text.strip().lower() == "none":
+        return frozenset()
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and 100 <= int(p) <= 599 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a comma-separated list of HTTP statuses (e.g. 429,503) or none"
+        )
+    return frozenset(map(int, parts))
+
+
 def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high`` (None: no upper bound)."""
     span = f">= {low}" if high is None else f"from {low} to {high}"
@@ -206,9 +219,79 @@ def whole(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+GET_DESCRIPTION = """\
+Fetch each URL given, with every fetching option of polyfetch crawl (retries,
+limits, timeouts, TLS, --backend), and write one record per URL to stdout (or
+-o FILE); with --body (or -O FILE) write the bodies instead, in the order given,
+and with -i the status line and headers before each. A failed fetch is one line
+on stderr. Nothing is skipped: a URL given twice is fetched twice.
+
+exit status: 0 every URL was fetched with a status below 400; 1 otherwise (an
+error, or a status >= 400); 2 usage errors; 130 interrupted.
+"""
+
+#: what `polyfetch get` does not ask for, as `polyfetch crawl` would take it
+GET_DEFAULTS = dict(
+    input=None,
+    save_dir=None,
+    resume=False,
+    fail_on_error=True,
+    quiet=True,
+    no_progress=True,
+    no_dedup=True,
+    dedup_memory=DEFAULT_DEDUP_MIB,
+    cluster=None,
+    shard_size=None,
+    shards_in_flight=None,
+)
+
+
+def add_get_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``polyfetch get URL...``: crawl's fetching and processing options, and
+    where the records or bodies go."""
+    p = parser
+    p.add_argument("urls", nargs="+", metavar="URL", help="http(s) URLs to fetch")
+    out = p.add_argument_group("output")
+    out.add_argument("-o", "--output", metavar="FILE", help="write records here (default: stdout)")
+    out.add_argument(
+        "--format", choices=("jsonl", "csv"), default="jsonl", help="record format (default: jsonl)"
+    )
+    out.add_argument(
+        "-O",
+        dest="body_to",
+        metavar="FILE",
+        help="write the bodies to FILE (- for stdout), in the order given; records then go "
+        "only to -o FILE",
+    )
+    out.add_argument(
+        "--body", dest="body_to", action="store_const", const="-", help="the same as -O -"
+    )
+    out.add_argument(
+        "-i",
+        "--include",
+        action="store_true",
+        help="write the status line and the headers before each body (implies --body)",
+    )
+    _log_arguments(out)
+    _fetch_arguments(p)
+    p.set_defaults(**GET_DEFAULTS)
+
+
+def _log_arguments(out: argparse._ArgumentGroup) -> None:
+    out.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log why each URL took what it took - every attempt, retry (reason and wait), "
+        "Retry-After, redirect, --rate wait and processor failure - on stderr (no progress "
+        "display then); -vv adds the HTTP libraries' own debug logs. Not with --cluster",
+    )
+    out.add_argument("--log", metavar="FILE", help="write that log to FILE (implies -v)")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``crawl`` option to ``parser``."""
-    d = Settings()
     p = parser
     p.add_argument("input", nargs="?", metavar="URLS_FILE", help="one URL per line; - for stdin")
     out = p.add_argument_group("output")
@@ -237,6 +320,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="exit 1 if any record has an error or a status >= 400",
     )
     out.add_argument("-q", "--quiet", action="store_true", help="no progress and no summary")
+    _log_arguments(out)
     out.add_argument(
         "--no-progress",
         action="store_true",
@@ -275,6 +359,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "memory; up to 1.5 times as much while the table grows)",
     )
 
+    _fetch_arguments(p)
+    _cluster_arguments(p)
+    p.set_defaults(urls=None, body_to=None, include=False)
+
+
+def _fetch_arguments(p: argparse.ArgumentParser) -> None:
+    """Crawl's fetching and post-processing options, shared with ``get``."""
+    d = Settings()
     net = p.add_argument_group("fetching")
     net.add_argument("--backend", choices=NAMES, default=DEFAULT_BACKEND, help=BACKEND_HELP)
     net.add_argument(
@@ -295,8 +387,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=rate,
         metavar="N",
         help="at most N requests per second to each host (retries and redirects count); "
-        "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently "
-        "(default and inf: no limit)",
+        "N > 0, fractions allowed (0.5: one every 2 s); hosts are paced independently; a "
+        "record's elapsed_ms includes its waits for the rate (default and inf: no limit)",
     )
     net.add_argument(
         "--robots",
@@ -339,8 +431,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retries",
         type=whole(0),
         metavar="N",
-        help=f"further attempts after connect errors, timeouts, resets, 429/502/503/504, "
-        f">= 0 (default: {d.retries})",
+        help=f"further attempts after connect errors, timeouts, resets and --retry-status "
+        f"statuses, >= 0 (default: {d.retries})",
+    )
+    net.add_argument(
+        "--retry-status",
+        type=statuses,
+        metavar="LIST",
+        dest="retry_statuses",
+        help="statuses worth a retry, comma-separated, or none (default: "
+        f"{','.join(map(str, sorted(d.retry_statuses)))})",
+    )
+    net.add_argument(
+        "--backoff",
+        type=wait,
+        metavar="S",
+        help=f"the first retry's backoff, doubled for each next one, with jitter (half to all "
+        f"of it); a Retry-After header wins (default: {d.backoff:g})",
+    )
+    net.add_argument(
+        "--max-backoff",
+        type=wait,
+        metavar="S",
+        help=f"the longest backoff (default: {d.max_backoff:g})",
     )
     net.add_argument(
         "-H",
@@ -398,6 +511,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"processes for --process, 1 to {MAX_WORKERS} (default: CPU count)",
     )
 
+
+def _cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """The --cluster options (crawl only)."""
     clu = p.add_argument_group("cluster (Dask; pip install 'polyfetch[cluster]')")
     clu.add_argument(
         "--cluster",

@@ -115,6 +115,16 @@ class RichProgress:
             def render(self, task: Any) -> Text:
                 return Text(status(), style="bold")
 
+        class Eta(ProgressColumn):
+            """The time left while crawling; nothing once stopping, interrupted or done."""
+
+            remaining = TimeRemainingColumn()
+
+            def render(self, task: Any) -> Text:
+                if status() != "crawling":
+                    return Text("")
+                return Text.assemble("ETA ", self.remaining.render(task))
+
         class Rate(ProgressColumn):
             def render(self, task: Any) -> Text:
                 return Text(f"{task.speed or 0:,.0f} lines/s", style="cyan")
@@ -127,8 +137,7 @@ class RichProgress:
             Rate(),
             TextColumn("[red]{task.fields[errors]} failed"),
             TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            Eta(),
             console=Console(file=stderr),
             refresh_per_second=5,
             speed_estimate_period=10,
@@ -160,7 +169,7 @@ def summary(
     """The closing summary, several plain-text lines."""
     rate = stats.records / wall if wall > 0 else 0.0
     lines = [
-        f"polyfetch crawl: {stats.records:,} records in {wall:.2f} s ({rate:,.0f}/s); "
+        f"polyfetch crawl: {plural(stats.records, 'record')} in {wall:.2f} s ({rate:,.0f}/s); "
         f"{_bytes(stats.bytes)} of bodies ({_bytes(stats.bytes / wall if wall > 0 else 0)}/s)",
         "  status:  " + (_counts(stats.statuses) or "no responses"),
         "  errors:  " + (_counts(stats.errors) or "none"),
@@ -171,18 +180,27 @@ def summary(
             "  latency: " + " · ".join(f"p{q} {v * 1000:,.1f} ms" for q, v in p) + " (responses)"
         )
     lines.append(
-        f"  input:   {counts.lines:,} lines; skipped {counts.skipped_blank:,} blank/comment, "
-        f"{counts.skipped_seen:,} already recorded; {stats.duplicates:,} duplicate "
-        "(recorded with duplicate_of, not fetched again)"
+        f"  input:   {plural(counts.lines, 'line')}; skipped {counts.skipped_blank:,} "
+        f"blank/comment, {counts.skipped_seen:,} already recorded; {stats.duplicates:,} "
+        "duplicate (recorded with duplicate_of, not fetched again)"
     )
     if stats.saved or stats.save_errors:
-        lines.append(f"  saved:   {stats.saved:,} bodies, {stats.save_errors:,} could not be saved")
-    if interrupted:
         lines.append(
-            f"  interrupted: {unfinished:,} requests were cancelled; they and any unread input "
+            f"  saved:   {plural(stats.saved, 'body', 'bodies')}, "
+            f"{stats.save_errors:,} could not be saved"
+        )
+    if interrupted:
+        were = "request was" if unfinished == 1 else "requests were"
+        lines.append(
+            f"  interrupted: {unfinished:,} {were} cancelled; they and any unread input "
             "have no record: run the same command with --resume to finish them"
         )
     return "\n".join(lines) + "\n"
+
+
+def plural(n: int, singular: str, many: str | None = None) -> str:
+    """``1 record``, ``2 records``, ``1,000 records``."""
+    return f"{n:,} {singular if n == 1 else many or singular + 's'}"
 
 
 def _counts(counter: Counter[str]) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import logging
 import math
 import os
 import stat
@@ -26,6 +27,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from polyfetch import Fetcher
+from polyfetch.crawl.bodies import Bodies, binary
 from polyfetch.crawl.inputs import (
     InputCounts,
     InputLine,
@@ -70,18 +72,50 @@ class OutputFailed(Exception):
 
 def main(args: argparse.Namespace, *, stdin: IO[Any], stdout: IO[Any], stderr: TextIO) -> int:
     """Run ``polyfetch crawl``; return the exit status."""
+    stack = contextlib.ExitStack()
     crawl = Crawl(args, stdin, stdout, stderr)
     crawl.interrupter.install()
     try:
         try:
+            stack.enter_context(logging_to(args, stderr))
             crawl.prepare()
         except UsageError as exc:
-            stderr.write(f"{PROG}: error: {exc}\n")
+            stderr.write(f"{crawl._prog}: error: {exc}\n")
             return EXIT_USAGE
         return crawl.run()
     finally:
         crawl.interrupter.uninstall()
         crawl.close()
+        stack.close()
+
+
+@contextlib.contextmanager
+def logging_to(args: argparse.Namespace, stderr: TextIO) -> Iterator[None]:
+    """With -v or --log: the ``polyfetch`` logger at debug level, to stderr or the file
+    (with -vv every library's logger too), for the length of the crawl."""
+    verbose = args.verbose or (1 if args.log else 0)
+    if not verbose:
+        yield
+        return
+    try:
+        handler = (
+            logging.FileHandler(args.log, encoding="utf-8")
+            if args.log
+            else logging.StreamHandler(stderr)
+        )
+    except OSError as exc:
+        raise UsageError(f"cannot write --log {args.log}: {exc.strerror or exc}") from None
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s: %(message)s"))
+    target = logging.getLogger() if verbose > 1 else logging.getLogger("polyfetch")
+    before = target.level
+    target.addHandler(handler)
+    target.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        target.removeHandler(handler)
+        target.setLevel(before)
+        handler.close()
 
 
 class Crawl:
@@ -106,6 +140,13 @@ class Crawl:
         self._writer: JsonlWriter | CsvWriter | None = None
         self._fetcher: Fetcher | ClusterFetcher | None = None
         self._finished = False
+        self._prog = "polyfetch get" if args.urls is not None else PROG
+        self._bodies: Bodies | None = None
+        if args.include and args.body_to is None:
+            args.body_to = "-"
+        bodies_to_stdout = args.body_to == "-"
+        #: records go nowhere when the bodies take stdout and -o names no file
+        self._no_records = bodies_to_stdout and not args.output
         self._to_stdout = not args.output or args.output == "-"
 
     # -- setting up ---------------------------------------------------------------------
@@ -133,15 +174,33 @@ class Crawl:
         if a.resume:
             self._done_lines = LineSet()
         appending = self._load_resume() if a.resume else False
+        if a.body_to is not None:
+            self._bodies = self._open_bodies()
+        self.progress = self._make_progress()
+        if self._no_records:
+            return
         self._out = self._open_output()
         out = LineWriter(self._out)
         names = fields(save=a.save_dir is not None)
         self._writer = (
             CsvWriter(out, names, header=not appending) if a.format == "csv" else JsonlWriter(out)
         )
-        self.progress = self._make_progress()
 
-    def _open_input(self) -> IO[Any]:
+    def _open_bodies(self) -> Bodies:
+        path = self.args.body_to
+        if path == "-":
+            stream = binary(self.stdout)
+        else:
+            try:
+                stream = open(path, "wb")  # noqa: SIM115 - closed in close()
+            except OSError as exc:
+                raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+            self._closing.append(stream)
+        return Bodies(stream, self.stderr, headers=self.args.include, prog=self._prog)
+
+    def _open_input(self) -> IO[Any] | None:
+        if self.args.urls is not None:
+            return None  # the URLs are the arguments
         path = self.args.input
         if path is None:
             if _isatty(self.stdin):
@@ -178,6 +237,8 @@ class Crawl:
     def _check_not_input(self, path: str) -> None:
         """Refuse an output that is the input file, named or on stdin (before it is truncated)."""
         inp = self.args.input
+        if self.args.urls is not None:
+            return
         with contextlib.suppress(OSError):
             if inp not in (None, "-") and os.path.samefile(inp, path):
                 raise UsageError(f"the output {path} is the input file")
@@ -237,6 +298,9 @@ class Crawl:
             "connect_timeout": a.connect_timeout,
             "read_timeout": a.read_timeout,
             "retries": a.retries,
+            "retry_statuses": a.retry_statuses,
+            "backoff": a.backoff,
+            "max_backoff": a.max_backoff,
             "max_bytes": a.max_bytes,
             "max_redirects": a.max_redirects,
             "user_agent": a.user_agent,
@@ -251,7 +315,7 @@ class Crawl:
         options["robots"] = a.robots
         options["auto_throttle"] = a.auto_throttle
         # Bodies are needed only to store them or to process them; size is counted anyway.
-        options["keep_body"] = a.save_dir is not None or a.process is not None
+        options["keep_body"] = a.save_dir is not None or a.process is not None or bool(a.body_to)
         return options
 
     def _process_timeout(self) -> float | None:
@@ -265,7 +329,8 @@ class Crawl:
     def _make_progress(self) -> NullProgress | RichProgress:
         a = self.args
         to_terminal = self._to_stdout and _isatty(self.stdout)  # records would garble the display
-        if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal:
+        logs_here = a.verbose and a.log is None  # log lines would garble the display
+        if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal or logs_here:
             return NullProgress()
         total = count_lines(a.input) if a.input not in (None, "-") else None
         return RichProgress(self.stderr, total, self._status)
@@ -296,7 +361,7 @@ class Crawl:
                     finally:
                         results.close()  # type: ignore[attr-defined]  # map() is a generator
             except (ConfigError, BackendError) as exc:
-                self.stderr.write(f"{PROG}: error: {exc}\n")
+                self.stderr.write(f"{self._prog}: error: {exc}\n")
                 return EXIT_USAGE
         finally:
             self._finished = True
@@ -315,7 +380,7 @@ class Crawl:
                 )
             )
         if failure is not None:
-            self.stderr.write(f"{PROG}: error: {failure}\n")
+            self.stderr.write(f"{self._prog}: error: {failure}\n")
             return EXIT_FAILED
         if interrupted:
             return EXIT_INTERRUPTED
@@ -325,9 +390,8 @@ class Crawl:
 
     def _items(self) -> Iterator[object]:
         """What `Fetcher.map` pulls: one item per selected line, remembered in ``pending``."""
-        assert self._input is not None
         lines = select(
-            read_lines(self._input, self.counts),
+            self._lines(),
             self.counts,
             seen=self._seen,
             key=canonical if self.args.dedup == "canonical" else str,
@@ -341,10 +405,18 @@ class Crawl:
             else:
                 yield NotFetched(line)
 
+    def _lines(self) -> Iterator[InputLine]:
+        if self.args.urls is None:
+            assert self._input is not None
+            yield from read_lines(self._input, self.counts)
+            return
+        for number, url in enumerate(self.args.urls, 1):
+            self.counts.lines = number
+            yield InputLine(number, url)
+
     def _consume(self, results: Iterator[Result]) -> None:
         # The flags are set by hand, not with context managers: this runs once per record.
-        intr, writer, pending = self.interrupter, self._writer, self.pending
-        assert writer is not None
+        intr, writer, pending, bodies = self.interrupter, self._writer, self.pending, self._bodies
         while not intr.grace_over:
             intr.waiting = True  # GraceOver may be raised from here ...
             try:
@@ -360,7 +432,10 @@ class Crawl:
                 saved = self._save(result, line) if self._savedir is not None else None
                 record = make_record(result, line, saved)
                 try:
-                    writer.write(record)
+                    if bodies is not None:
+                        bodies.add(result)
+                    if writer is not None:
+                        writer.write(record)
                 except OSError as exc:
                     raise OutputFailed from exc
             finally:
@@ -390,7 +465,7 @@ class Crawl:
 
     def _status(self) -> str:
         if self._finished:
-            return "done"
+            return "interrupted" if self.interrupter.interrupts else "done"
         if self.interrupter.interrupts:
             return "stopping: finishing in-flight requests (Ctrl+C again: quit now)"
         blocked = getattr(self._fetcher, "blocked_on", None)

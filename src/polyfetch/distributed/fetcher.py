@@ -62,7 +62,7 @@ class ClusterFetcher:
     def __init__(
         self,
         cluster: object,
-        backend: BackendName = "threads",
+        backend: BackendName = backends.DEFAULT,
         *,
         shard_size: int | None = None,
         shards: int | None = None,
@@ -158,7 +158,7 @@ def map(
     urls: Iterable[object],
     *,
     cluster: object,
-    backend: BackendName = "threads",
+    backend: BackendName = backends.DEFAULT,
     shard_size: int | None = None,
     shards: int | None = None,
     **options: Unpack[Options],

@@ -81,7 +81,9 @@ def resolve(process: object, *, in_process: bool) -> Processor:
     if isinstance(process, str):
         needs = _NEEDS.get(process)
         if needs and importlib.util.find_spec(needs) is None:
-            raise ConfigError(f"the {process!r} processor needs {needs}: pip install {needs}")
+            raise ConfigError(
+                f"the {process!r} processor needs {needs}: pip install 'polyfetch[html]'"
+            )
         return _resolve_name(BUILTINS.get(process, process), in_process=in_process)
     if not callable(process):
         raise ConfigError(

@@ -93,6 +93,7 @@ from polyfetch.testing.checks.processing import (
     check_stuck_processor_times_out_and_the_pool_recovers,
 )
 from polyfetch.testing.checks.redirects import (
+    check_attempts_count_retries_not_redirect_hops,
     check_credentials_in_url_become_basic_auth,
     check_cross_host_redirect_drops_authorization,
     check_redirect_chain,
@@ -228,6 +229,7 @@ __all__ = [
     "check_read_errors_are_retried",
     "check_read_timeout_when_server_is_silent",
     "check_redirect_chain",
+    "check_attempts_count_retries_not_redirect_hops",
     "check_redirect_limit_zero_refuses_redirects",
     "check_redirect_loop",
     "check_redirect_to_other_scheme_is_refused",

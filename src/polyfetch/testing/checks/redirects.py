@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
+import uuid
 
 from polyfetch.errors import TooManyRedirects
 from polyfetch.testing.checks._registry import check, shown
@@ -18,6 +20,17 @@ def check_redirect_chain(harness: Harness, servers: Servers) -> None:
     assert r.redirects == 3, shown(r)
     assert r.final_url == f"{servers.http}/redirect/0", f"final_url {r.final_url!r}"
     assert r.url == f"{servers.http}/redirect/3", f"url {r.url!r}"
+
+
+@check
+def check_attempts_count_retries_not_redirect_hops(harness: Harness, servers: Servers) -> None:
+    """``attempts`` is 1 + retries on every backend: redirect hops are ``redirects`` only, and
+    do not use up the retries of the hop that needs them."""
+    r = harness.one(f"{servers.http}/redirect/3")
+    assert (r.status, r.attempts, r.redirects) == (200, 1, 3), shown(r)
+    flaky = urllib.parse.quote(f"/flaky/{uuid.uuid4().hex}?fails=1&retry_after=0", safe="")
+    r = harness.one(f"{servers.http}/redirect-to?url={flaky}", retries=1, backoff=0.01)
+    assert (r.status, r.attempts, r.redirects) == (200, 2, 1), shown(r)
 
 
 @check
