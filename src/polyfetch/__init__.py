@@ -19,16 +19,19 @@ from polyfetch.errors import (
     ConnectTimeout,
     DNSError,
     FetchError,
+    InvalidRequest,
     InvalidURL,
     ProtocolError,
     ReadError,
     ReadTimeout,
+    SaveError,
     TLSError,
     TooLarge,
     TooManyRedirects,
     TotalTimeout,
     UnsupportedScheme,
 )
+from polyfetch.request import Request
 from polyfetch.result import Result
 from polyfetch.settings import DEFAULT_USER_AGENT, Settings
 
@@ -40,6 +43,7 @@ __all__ = [
     "BackendName",
     "Fetcher",
     "Options",
+    "Request",
     "Result",
     "Settings",
     "__version__",
@@ -49,10 +53,12 @@ __all__ = [
     "ConnectTimeout",
     "DNSError",
     "FetchError",
+    "InvalidRequest",
     "InvalidURL",
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
+    "SaveError",
     "TLSError",
     "TooLarge",
     "TooManyRedirects",

@@ -9,11 +9,13 @@ decompression bomb ends as `TooLarge` having used at most ``max_bytes`` of memor
 from __future__ import annotations
 
 import zlib
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import IO, TYPE_CHECKING
 
-from polyfetch.errors import ProtocolError, TooLarge
+from polyfetch.errors import ProtocolError, SaveError, TooLarge
 
 if TYPE_CHECKING:
+    from polyfetch._plan import Send
     from polyfetch.settings import Settings
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -23,9 +25,25 @@ _MAX_CHUNK = 1 << 30
 _NO_BODY = frozenset({204, 304})
 
 
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Where a request's body goes when it is not the fetcher's default (memory, up to the
+    fetcher's ``max_bytes``): memory up to ``max_bytes``, or, with ``path``, a file of at
+    most ``max_bytes`` written at ``part_path`` (the core renames it once the item is done)."""
+
+    max_bytes: int
+    path: str | None = None
+
+    @property
+    def part_path(self) -> str:
+        """Where the body is streamed until the item is done (then renamed or removed)."""
+        assert self.path is not None
+        return f"{self.path}.part"
+
+
 def response_body(
     settings: Settings,
-    method: str,
+    send: Send,
     status: int,
     content_encoding: str | None,
     content_length: str | int | None,
@@ -33,16 +51,25 @@ def response_body(
     """The `Body` for a response: HEAD, 204 and 304 announce a length they never send, so
     their Content-Length is not the body's size (the one place this rule lives)."""
     length: int | None = None
-    if method != "HEAD" and status not in _NO_BODY:
+    if send.method != "HEAD" and status not in _NO_BODY:
         if isinstance(content_length, int):
             length = content_length
         elif content_length and content_length.isdigit():
             length = int(content_length)
+    store = send.store
+    if store is None:
+        return Body(
+            settings.max_bytes,
+            content_encoding=content_encoding,
+            content_length=length,
+            keep=settings.keep_body,
+        )
     return Body(
-        settings.max_bytes,
+        store.max_bytes,
         content_encoding=content_encoding,
         content_length=length,
-        keep=settings.keep_body,
+        keep=settings.keep_body and store.path is None,
+        sink_path=store.path and store.part_path,
     )
 
 
@@ -76,6 +103,8 @@ class Body:
         "_encoding",
         "_keep",
         "_limit",
+        "_sink",
+        "_sink_path",
         "_zs",
         "size",
         "wire_size",
@@ -88,11 +117,17 @@ class Body:
         content_encoding: str | None = None,
         content_length: int | None = None,
         keep: bool = True,
+        sink_path: str | None = None,
     ) -> None:
         if content_length is not None and content_length > max_bytes:
             raise TooLarge(f"Content-Length {content_length} exceeds max_bytes={max_bytes}")
         self._limit = max_bytes
         self._keep = keep
+        #: With a path, decoded bytes go to that file (opened at the first byte), not memory.
+        self._sink_path = sink_path
+        self._sink: IO[bytes] | None = None
+        if sink_path is not None:
+            self._open_sink()
         self._chunks: list[bytes] = []
         self.size = 0  #: decoded bytes so far
         self.wire_size = 0  #: bytes received so far
@@ -194,13 +229,27 @@ class Body:
                 assert d is not None
                 data = rest
 
+    def _open_sink(self) -> None:
+        assert self._sink_path is not None
+        try:
+            # Unbuffered: a Body left behind by a failed attempt (its traceback may hold it) has
+            # nothing to flush later into the file the next attempt is writing.
+            self._sink = open(self._sink_path, "wb", buffering=0)  # noqa: SIM115
+        except OSError as exc:
+            raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None
+
     def _emit(self, data: bytes) -> None:
         if not data:
             return
         self.size += len(data)
         if self.size > self._limit:
             raise TooLarge(f"decoded body exceeds max_bytes={self._limit}")
-        if self._keep:
+        if self._sink is not None:
+            try:
+                self._sink.write(data)
+            except OSError as exc:
+                raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None
+        elif self._keep:
             self._chunks.append(data)
 
     def finish(self) -> bytes | None:
@@ -211,6 +260,17 @@ class Body:
             raise ProtocolError("truncated br body")
         if self._zs is not None and self.wire_size and not self._zs.eof:
             raise ProtocolError("truncated zstd body")
+        if self._sink is not None:
+            self.close()
         if not self._keep:
             return None
         return b"".join(self._chunks)
+
+    def close(self) -> None:
+        """Close the file a saved body is streamed to (idempotent; the core removes it on error)."""
+        sink, self._sink = self._sink, None
+        if sink is not None:
+            try:
+                sink.close()
+            except OSError as exc:
+                raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None

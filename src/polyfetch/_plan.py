@@ -7,24 +7,44 @@ the end of a wait - and answers with the next action: `Send` an attempt,
 jitter, ``Retry-After``, redirects and the request's total deadline are decided
 here and only here; a backend performs single attempts and waits in its own
 way. Time comes in as an argument, so tests drive a plan with a fake clock.
+
+An item is a URL string (the fast path: nothing below costs it more than a type
+check) or a `polyfetch.Request`, prepared once at the start (`request.prepare`):
+its method and body, merged headers and its own settings. Methods outside
+``retry_methods`` are retried only when the connection failed (nothing was
+sent). Redirects follow RFC 9110 15.4 as browsers and urllib3 do: 301/302 turn
+a POST into a GET and 303 anything but HEAD into a GET, dropping the body and
+its headers; 307/308 keep method and body. With a cookie jar (`Cookies`), each
+`Send` gets its Cookie header here and each `Response`'s Set-Cookie goes into
+the jar here, redirect hops included, whatever the backend.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from polyfetch import _url
+from polyfetch._body import Store
 from polyfetch._pace import Pacer
-from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
+from polyfetch.errors import ConnectError, FetchError, TooManyRedirects, TotalTimeout
+from polyfetch.request import Prepared, Request, prepare
 from polyfetch.result import Result, item_url
 from polyfetch.settings import RETRY_STATUSES, Settings
+
+if TYPE_CHECKING:
+    from polyfetch._cookies import Cookies
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another host.
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
+#: Fetcher-level methods whose string items need no `Request` preparation.
+_PLAIN_METHODS = ("GET", "HEAD")
+#: Headers that describe a body, dropped with it when a redirect turns the request into a GET.
+_BODY_HEADERS = frozenset({"content-length", "content-type", "content-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +57,8 @@ class Send:
     connect_timeout: float
     read_timeout: float
     deadline: float  #: monotonic time by which the attempt must give up with TotalTimeout
+    body: bytes | None = None  #: the request body (its Content-Length is in ``headers``)
+    store: Store | None = None  #: None: the body goes to memory within the fetcher's max_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +86,9 @@ class Response:
     headers: dict[str, str]  #: names lower-cased (`lower_headers`), repeats joined with ", "
     body: bytes | None
     size: int
+    #: Every header line as received, repeats apart: (name, value) pairs of str or latin-1
+    #: bytes, in any case; `polyfetch.result.header_pairs` makes them `Result.header_list`.
+    raw_headers: Iterable[tuple[str | bytes, str | bytes]] = ()
 
 
 def lower_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
@@ -92,12 +117,18 @@ class Plan:
     rng: random.Random = field(default_factory=random.Random)
     #: The fetcher's per-host rate limit, shared by all its plans (None: no limit).
     pacer: Pacer | None = None
+    #: The fetcher's cookie jar, shared by all its plans (None: no cookies).
+    cookies: Cookies | None = None
     attempts: int = 0
     redirects: int = 0
     _target: _url.Target | None = None
     _headers: tuple[tuple[str, str], ...] = ()
     _last: Response | FetchError | None = None
     _paced: bool = False
+    #: A `Request` item, prepared (None for a URL string).
+    _req: Prepared | None = None
+    #: Where a `Request`'s body goes, when not to memory within the fetcher's max_bytes.
+    store: Store | None = None
 
     @property
     def deadline(self) -> float:
@@ -112,14 +143,28 @@ class Plan:
             return self._send(now)
         self._last = outcome
         if isinstance(outcome, FetchError):
-            if outcome.retryable and not isinstance(outcome, TotalTimeout):
+            if (
+                outcome.retryable
+                and not isinstance(outcome, TotalTimeout)
+                and (self._req is None or self._resendable(outcome))
+            ):
                 return self._retry(now, None)
             return self._done(now)
+        if self.cookies is not None:
+            assert self._target is not None
+            self.cookies.extract(self._target, self._headers, outcome.raw_headers)
         if outcome.status in REDIRECT_STATUSES and "location" in outcome.headers:
-            return self._redirect(outcome.headers["location"], now)
-        if outcome.status in RETRY_STATUSES:
+            return self._redirect(outcome.status, outcome.headers["location"], now)
+        if outcome.status in RETRY_STATUSES and (self._req is None or self._resendable(None)):
             return self._retry(now, retry_after(outcome.headers.get("retry-after"), now_wall()))
         return self._done(now)
+
+    def _resendable(self, error: FetchError | None) -> bool:
+        """Whether a `Request`'s method may be retried after ``error`` (None: a status)."""
+        assert self._req is not None
+        if self._req.method in self.settings.retry_methods:
+            return True
+        return isinstance(error, ConnectError)  # it never reached the server
 
     def failed(self, error: FetchError, now: float) -> Result:
         """The record for an item whose backend failed unexpectedly: never lose an item."""
@@ -127,12 +172,32 @@ class Plan:
         return self._done(now).result
 
     def _start(self, now: float) -> Action:
+        item = self.item
         try:
-            self._target = _url.parse(self.item)
+            if type(item) is not str and isinstance(item, Request):
+                return self._start_request(item, now)
+            if self.settings.method not in _PLAIN_METHODS:  # a body, and the retry rules
+                return self._start_request(Request(item), now)  # type: ignore[arg-type]
+            self._target = _url.parse(item)
         except FetchError as exc:
             self._last = exc
             return self._done(now)
         self._headers = self.settings.request_headers()
+        return self._authorized(now)
+
+    def _start_request(self, item: Request, now: float) -> Action:
+        req = self._req = prepare(item, self.settings)
+        self.settings = req.settings
+        self._target = _url.parse(req.url)
+        self._headers = req.headers
+        if item.save_to is not None:
+            self.store = Store(item.save_max_bytes, item.save_to)
+        elif item.max_bytes is not None:
+            self.store = Store(item.max_bytes)
+        return self._authorized(now)
+
+    def _authorized(self, now: float) -> Action:
+        assert self._target is not None
         if self._target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", self._target.authorization),)
         return self._send(now)
@@ -156,13 +221,28 @@ class Plan:
         self._paced = False
         self.attempts += 1
         s = self.settings
+        headers = self._headers
+        if self.cookies is not None:
+            headers = self.cookies.add_header(self._target, headers)
+        req = self._req
+        if req is None:
+            return Send(
+                target=self._target,
+                method=s.method,
+                headers=headers,
+                connect_timeout=min(s.connect_timeout, left),
+                read_timeout=min(s.read_timeout, left),
+                deadline=self.deadline,
+            )
         return Send(
             target=self._target,
-            method=s.method,
-            headers=self._headers,
+            method=req.method,
+            headers=headers,
             connect_timeout=min(s.connect_timeout, left),
             read_timeout=min(s.read_timeout, left),
             deadline=self.deadline,
+            body=req.body,
+            store=self.store,
         )
 
     def _retry(self, now: float, after: float | None) -> Action:
@@ -178,7 +258,7 @@ class Plan:
         ceiling = min(s.max_backoff, s.backoff * 2 ** (self.attempts - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)  # "equal jitter"
 
-    def _redirect(self, location: str, now: float) -> Action:
+    def _redirect(self, status: int, location: str, now: float) -> Action:
         assert self._target is not None
         if self.redirects >= self.settings.max_redirects:
             self._last = TooManyRedirects(
@@ -192,6 +272,13 @@ class Plan:
             return self._done(now)
         if target.host != self._target.host:
             self._headers = tuple(h for h in self._headers if h[0].lower() not in _PRIVATE_HEADERS)
+        req = self._req
+        if req is not None and (
+            (status == 303 and req.method != "HEAD")
+            or (status in (301, 302) and req.method == "POST")
+        ):
+            self._req = replace(req, method="GET", body=None)
+            self._headers = tuple(h for h in self._headers if h[0].lower() not in _BODY_HEADERS)
         if target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", target.authorization),)
         self.redirects += 1
@@ -200,8 +287,9 @@ class Plan:
 
     def _done(self, now: float) -> Done:
         last = self._last
+        item = self.item
         common = dict(
-            url=item_url(self.item),
+            url=item if type(item) is str else _item_url(item),
             index=self.index,
             elapsed=now - self.started,
             attempts=self.attempts,
@@ -215,6 +303,7 @@ class Plan:
                 headers=last.headers,
                 body=last.body,
                 size=last.size,
+                raw_headers=last.raw_headers,
                 **common,  # type: ignore[arg-type]
             )
         else:
@@ -223,7 +312,16 @@ class Plan:
                 error=last,
                 **common,  # type: ignore[arg-type]
             )
+        if type(item) is not str and isinstance(item, Request) and item.meta is not None:
+            result = replace(result, meta=item.meta)
         return Done(result)
+
+
+def _item_url(item: object) -> str:
+    """`Result.url` of an item that is not a string: a `Request`'s URL, else its repr."""
+    if isinstance(item, Request) and isinstance(item.url, str):
+        return item.url
+    return item_url(item)
 
 
 def _has(headers: tuple[tuple[str, str], ...], name: str) -> bool:

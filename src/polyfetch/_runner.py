@@ -22,6 +22,7 @@ Two rules live here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from dataclasses import replace
@@ -29,13 +30,15 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait, total_timeout
-from polyfetch.errors import FetchError, ProcessorFailed, TotalTimeout, unexpected
+from polyfetch.errors import FetchError, ProcessorFailed, SaveError, TotalTimeout, unexpected
 from polyfetch.result import Result, item_url
 from polyfetch.settings import Settings
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from polyfetch._body import Store
+    from polyfetch._cookies import Cookies
     from polyfetch._slots import AsyncSlots, Slots
     from polyfetch.postprocess import PostProcessor
 
@@ -75,7 +78,7 @@ class AsyncPrimitives(Protocol):
 class Runner:
     """Runs the items of one fetcher; shared by all its ``map()`` and ``fetch()`` calls."""
 
-    __slots__ = ("_aslots", "_slots", "pacer", "post", "settings")
+    __slots__ = ("_aslots", "_slots", "cookies", "pacer", "post", "settings")
 
     def __init__(
         self,
@@ -91,13 +94,19 @@ class Runner:
         self.post = post
         #: The per-host rate limit every plan of this fetcher shares.
         self.pacer = Pacer(settings.rate) if settings.rate else None
+        #: The cookie jar every plan of this fetcher shares (None: cookies off).
+        self.cookies: Cookies | None = None
+        if settings.cookies:
+            from polyfetch._cookies import Cookies
+
+            self.cookies = Cookies(None if settings.cookies is True else settings.cookies)  # type: ignore[arg-type]
 
     def run(self, item: object, index: int, group: Primitives) -> Result:
         """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self.cookies)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -106,6 +115,8 @@ class Runner:
                 else:
                     action = plan.advance(self._attempt(action, group), time.monotonic())
             result = action.result
+            if plan.store is not None and plan.store.path is not None:
+                result = saved(result, plan.store)
             post = self.post
             if post is None or result.error is not None:
                 return result
@@ -136,7 +147,7 @@ class Runner:
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer)
+            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self.cookies)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -146,6 +157,8 @@ class Runner:
                     outcome = await self._aattempt(action, group)
                     action = plan.advance(outcome, time.monotonic())
             result = action.result
+            if plan.store is not None and plan.store.path is not None:
+                result = saved(result, plan.store)
             post = self.post
             if post is None or result.error is not None:
                 return result
@@ -170,6 +183,27 @@ class Runner:
         finally:
             slots.release(key)
         return _past_deadline(outcome, send)
+
+
+def saved(result: Result, store: Store) -> Result:
+    """A saved body's file put in place once its item is done: the final response's body
+    whole at ``store.path``, or, when the item failed, no file (the partial one removed)."""
+    import os
+
+    assert store.path is not None
+    part = store.part_path
+    try:
+        if result.error is None:
+            os.replace(part, store.path)
+            return result
+        os.unlink(part)
+    except FileNotFoundError:
+        pass  # failed before any response: nothing was written
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        return replace(result, error=SaveError(f"cannot save to {store.path}: {exc}"))
+    return result
 
 
 def _past_deadline(outcome: Outcome, send: Send) -> Outcome:
