@@ -8,9 +8,10 @@ decompression bomb ends as `TooLarge` having used at most ``max_bytes`` of memor
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from polyfetch.errors import ProtocolError, SaveError, TooLarge
 
@@ -104,7 +105,6 @@ class Body:
         "_keep",
         "_limit",
         "_sink",
-        "_sink_path",
         "_zs",
         "size",
         "wire_size",
@@ -123,11 +123,8 @@ class Body:
             raise TooLarge(f"Content-Length {content_length} exceeds max_bytes={max_bytes}")
         self._limit = max_bytes
         self._keep = keep
-        #: With a path, decoded bytes go to that file (opened at the first byte), not memory.
-        self._sink_path = sink_path
-        self._sink: IO[bytes] | None = None
-        if sink_path is not None:
-            self._open_sink()
+        #: With a path, decoded bytes go to that file, not memory.
+        self._sink = _Sink(sink_path) if sink_path is not None else None
         self._chunks: list[bytes] = []
         self.size = 0  #: decoded bytes so far
         self.wire_size = 0  #: bytes received so far
@@ -229,15 +226,6 @@ class Body:
                 assert d is not None
                 data = rest
 
-    def _open_sink(self) -> None:
-        assert self._sink_path is not None
-        try:
-            # Unbuffered: a Body left behind by a failed attempt (its traceback may hold it) has
-            # nothing to flush later into the file the next attempt is writing.
-            self._sink = open(self._sink_path, "wb", buffering=0)  # noqa: SIM115
-        except OSError as exc:
-            raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None
-
     def _emit(self, data: bytes) -> None:
         if not data:
             return
@@ -245,10 +233,7 @@ class Body:
         if self.size > self._limit:
             raise TooLarge(f"decoded body exceeds max_bytes={self._limit}")
         if self._sink is not None:
-            try:
-                self._sink.write(data)
-            except OSError as exc:
-                raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None
+            self._sink.write(data)
         elif self._keep:
             self._chunks.append(data)
 
@@ -261,16 +246,40 @@ class Body:
         if self._zs is not None and self.wire_size and not self._zs.eof:
             raise ProtocolError("truncated zstd body")
         if self._sink is not None:
-            self.close()
+            self._sink.close()
         if not self._keep:
             return None
         return b"".join(self._chunks)
 
+
+class _Sink:
+    """The file a saved body is streamed to: a bare descriptor, written unbuffered, so that
+    a `Body` left behind by a failed attempt (a traceback may hold it) has nothing to flush
+    into the file the next attempt writes, and is closed when that `Body` goes."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            raise SaveError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
     def close(self) -> None:
-        """Close the file a saved body is streamed to (idempotent; the core removes it on error)."""
-        sink, self._sink = self._sink, None
-        if sink is not None:
-            try:
-                sink.close()
-            except OSError as exc:
-                raise SaveError(f"cannot write {self._sink_path}: {exc.strerror or exc}") from None
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 #: An RFC 9110 token: what a method name may be.
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Methods whose requests carry a body by definition: they say Content-Length: 0 without one.
-_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+#: Methods sent without a body say nothing of it; any other says Content-Length: 0 (aiohttp
+#: does so whatever we ask: so every backend does).
+_BODILESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT", "TRACE"})
 #: Request headers the core computes from the body (the caller's would contradict it).
 _FRAMING = frozenset({"content-length", "transfer-encoding"})
 Fields = Mapping[str, Any] | Iterable[tuple[str, Any]]
@@ -98,7 +99,7 @@ def prepare(req: Request, settings: Settings) -> Prepared:
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{query}"
     body, content_type = _body(req)
-    if body is None and method in _BODY_METHODS:
+    if body is None and method not in _BODILESS_METHODS:
         body = b""
     merged = {name.lower(): (name, value) for name, value in settings.request_headers()}
     if content_type is not None:
