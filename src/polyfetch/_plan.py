@@ -25,7 +25,7 @@ import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from polyfetch import _url
 from polyfetch._body import Store
@@ -57,8 +57,20 @@ class Send:
     connect_timeout: float
     read_timeout: float
     deadline: float  #: monotonic time by which the attempt must give up with TotalTimeout
-    body: bytes | None = None  #: the request body (its Content-Length is in ``headers``)
-    store: Store | None = None  #: None: the body goes to memory within the fetcher's max_bytes
+    # A URL string's attempts have no body and keep the response in memory: class attributes,
+    # so building the Send of every plain attempt sets no more fields than it needs.
+    #: The request body (its Content-Length is in ``headers``); see `RequestSend`.
+    body: ClassVar[bytes | None] = None
+    #: None: the response body goes to memory within the fetcher's max_bytes.
+    store: ClassVar[Store | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSend(Send):
+    """A `Send` for a `Request` item: with its body and where the response body goes."""
+
+    body: bytes | None = None  # type: ignore[misc]
+    store: Store | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,17 +187,21 @@ class Plan:
         item = self.item
         try:
             if type(item) is not str and isinstance(item, Request):
-                return self._start_request(item, now)
-            if self.settings.method not in _PLAIN_METHODS:  # a body, and the retry rules
-                return self._start_request(Request(item), now)  # type: ignore[arg-type]
-            self._target = _url.parse(item)
+                self._prepare(item)
+            elif self.settings.method not in _PLAIN_METHODS:  # a body, and the retry rules
+                self._prepare(Request(item))  # type: ignore[arg-type]
+            else:
+                self._target = _url.parse(item)
+                self._headers = self.settings.request_headers()
         except FetchError as exc:
             self._last = exc
             return self._done(now)
-        self._headers = self.settings.request_headers()
-        return self._authorized(now)
+        assert self._target is not None
+        if self._target.authorization and not _has(self._headers, "authorization"):
+            self._headers += (("Authorization", self._target.authorization),)
+        return self._send(now)
 
-    def _start_request(self, item: Request, now: float) -> Action:
+    def _prepare(self, item: Request) -> None:
         req = self._req = prepare(item, self.settings)
         self.settings = req.settings
         self._target = _url.parse(req.url)
@@ -194,13 +210,6 @@ class Plan:
             self.store = Store(item.save_max_bytes, item.save_to)
         elif item.max_bytes is not None:
             self.store = Store(item.max_bytes)
-        return self._authorized(now)
-
-    def _authorized(self, now: float) -> Action:
-        assert self._target is not None
-        if self._target.authorization and not _has(self._headers, "authorization"):
-            self._headers += (("Authorization", self._target.authorization),)
-        return self._send(now)
 
     def _send(self, now: float) -> Action:
         assert self._target is not None
@@ -234,7 +243,7 @@ class Plan:
                 read_timeout=min(s.read_timeout, left),
                 deadline=self.deadline,
             )
-        return Send(
+        return RequestSend(
             target=self._target,
             method=req.method,
             headers=headers,
@@ -288,32 +297,40 @@ class Plan:
     def _done(self, now: float) -> Done:
         last = self._last
         item = self.item
-        common = dict(
-            url=item if type(item) is str else _item_url(item),
-            index=self.index,
-            elapsed=now - self.started,
-            attempts=self.attempts,
-            redirects=self.redirects,
-        )
+        if type(item) is str:
+            url, meta = item, None
+        else:
+            url = _item_url(item)
+            meta = item.meta if isinstance(item, Request) else None
+        target = self._target
+        # Keyword arguments written out, not a shared dict: this runs once per item.
         if isinstance(last, Response):
-            assert self._target is not None
+            assert target is not None
             result = Result(
-                final_url=self._target.url,
+                url=url,
+                index=self.index,
+                final_url=target.url,
                 status=last.status,
                 headers=last.headers,
                 body=last.body,
                 size=last.size,
+                elapsed=now - self.started,
+                attempts=self.attempts,
+                redirects=self.redirects,
+                meta=meta,
                 raw_headers=last.raw_headers,
-                **common,  # type: ignore[arg-type]
             )
         else:
             result = Result(
-                final_url=self._target.url if self._target else None,
+                url=url,
+                index=self.index,
+                final_url=target.url if target else None,
+                elapsed=now - self.started,
+                attempts=self.attempts,
+                redirects=self.redirects,
                 error=last,
-                **common,  # type: ignore[arg-type]
+                meta=meta,
             )
-        if type(item) is not str and isinstance(item, Request) and item.meta is not None:
-            result = replace(result, meta=item.meta)
         return Done(result)
 
 

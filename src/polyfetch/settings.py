@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from polyfetch._body import ACCEPT_ENCODING
@@ -76,6 +76,10 @@ class Settings:
     executor: object = "process"
     workers: int | None = None
     process_timeout: float | None = None
+    #: `request_headers`, computed once here rather than once per item.
+    _request_headers: tuple[tuple[str, str], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     def __post_init__(self) -> None:
         for name in ("concurrency", "per_host"):
@@ -112,6 +116,14 @@ class Settings:
                 f"cookies must be True or an http.cookiejar.CookieJar, got {self.cookies!r}"
             )
         self.check_headers(self.headers)
+        merged = {
+            "user-agent": ("User-Agent", self.user_agent),
+            "accept": ("Accept", "*/*"),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+        }
+        for name, value in self.headers:
+            merged[name.lower()] = (name, value)
+        object.__setattr__(self, "_request_headers", tuple(merged.values()))
 
     @staticmethod
     def check_headers(headers: Iterable[tuple[str, str]]) -> None:
@@ -125,7 +137,7 @@ class Settings:
         cls, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, **options: Any
     ) -> Settings:
         """Build from keyword options, accepting headers as a mapping or pairs."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
@@ -137,11 +149,4 @@ class Settings:
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:
         """The headers every request sends: defaults, then the user's, which win."""
-        merged = {
-            "user-agent": ("User-Agent", self.user_agent),
-            "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
-        }
-        for name, value in self.headers:
-            merged[name.lower()] = (name, value)
-        return tuple(merged.values())
+        return self._request_headers
