@@ -19,17 +19,20 @@ from polyfetch.errors import (
     ConnectTimeout,
     DNSError,
     FetchError,
+    InvalidRequest,
     InvalidURL,
     ProtocolError,
     ReadError,
     ReadTimeout,
     RobotsDisallowed,
+    SaveError,
     TLSError,
     TooLarge,
     TooManyRedirects,
     TotalTimeout,
     UnsupportedScheme,
 )
+from polyfetch.request import Request
 from polyfetch.result import Result
 from polyfetch.settings import DEFAULT_USER_AGENT, Settings
 
@@ -41,6 +44,7 @@ __all__ = [
     "BackendName",
     "Fetcher",
     "Options",
+    "Request",
     "Result",
     "Settings",
     "__version__",
@@ -50,11 +54,13 @@ __all__ = [
     "ConnectTimeout",
     "DNSError",
     "FetchError",
+    "InvalidRequest",
     "InvalidURL",
     "ProtocolError",
     "ReadError",
     "ReadTimeout",
     "RobotsDisallowed",
+    "SaveError",
     "TLSError",
     "TooLarge",
     "TooManyRedirects",

@@ -8,13 +8,16 @@ decompression bomb ends as `TooLarge` having used at most ``max_bytes`` of memor
 
 from __future__ import annotations
 
+import os
 import zlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from polyfetch.errors import ProtocolError, TooLarge
+from polyfetch.errors import ProtocolError, SaveError, TooLarge
 
 if TYPE_CHECKING:
     from polyfetch._plan import Send
+    from polyfetch.settings import Settings
 
 _GZIP_MAGIC = b"\x1f\x8b"
 #: The most zlib is asked to decompress in one call (its max_length is a C ssize_t).
@@ -23,7 +26,26 @@ _MAX_CHUNK = 1 << 30
 _NO_BODY = frozenset({204, 304})
 
 
+@dataclass(frozen=True, slots=True)
+class Store:
+    """Where a request's body goes when it is not the fetcher's default (memory, up to the
+    fetcher's ``max_bytes``): memory up to ``max_bytes``, or, with ``path``, a file of at
+    most ``max_bytes`` written at ``part_path`` (the core renames it once the item is done)."""
+
+    max_bytes: int
+    path: str | None = None
+    #: Keep the body in memory (when ``path`` is None); None: as the fetcher's keep_body says.
+    keep: bool | None = None
+
+    @property
+    def part_path(self) -> str:
+        """Where the body is streamed until the item is done (then renamed or removed)."""
+        assert self.path is not None
+        return f"{self.path}.part"
+
+
 def response_body(
+    settings: Settings,
     send: Send,
     status: int,
     content_encoding: str | None,
@@ -37,11 +59,20 @@ def response_body(
             length = content_length
         elif content_length and content_length.isdigit():
             length = int(content_length)
+    store = send.store
+    if store is None:
+        return Body(
+            settings.max_bytes,
+            content_encoding=content_encoding,
+            content_length=length,
+            keep=settings.keep_body,
+        )
     return Body(
-        send.max_bytes,
+        store.max_bytes,
         content_encoding=content_encoding,
         content_length=length,
-        keep=send.keep_body,
+        keep=(settings.keep_body if store.keep is None else store.keep) and store.path is None,
+        sink_path=store.path and store.part_path,
     )
 
 
@@ -75,6 +106,7 @@ class Body:
         "_encoding",
         "_keep",
         "_limit",
+        "_sink",
         "_zs",
         "size",
         "wire_size",
@@ -87,11 +119,14 @@ class Body:
         content_encoding: str | None = None,
         content_length: int | None = None,
         keep: bool = True,
+        sink_path: str | None = None,
     ) -> None:
         if content_length is not None and content_length > max_bytes:
             raise TooLarge(f"Content-Length {content_length} exceeds max_bytes={max_bytes}")
         self._limit = max_bytes
         self._keep = keep
+        #: With a path, decoded bytes go to that file, not memory.
+        self._sink = _Sink(sink_path) if sink_path is not None else None
         self._chunks: list[bytes] = []
         self.size = 0  #: decoded bytes so far
         self.wire_size = 0  #: bytes received so far
@@ -199,7 +234,9 @@ class Body:
         self.size += len(data)
         if self.size > self._limit:
             raise TooLarge(f"decoded body exceeds max_bytes={self._limit}")
-        if self._keep:
+        if self._sink is not None:
+            self._sink.write(data)
+        elif self._keep:
             self._chunks.append(data)
 
     def finish(self) -> bytes | None:
@@ -210,6 +247,41 @@ class Body:
             raise ProtocolError("truncated br body")
         if self._zs is not None and self.wire_size and not self._zs.eof:
             raise ProtocolError("truncated zstd body")
+        if self._sink is not None:
+            self._sink.close()
         if not self._keep:
             return None
         return b"".join(self._chunks)
+
+
+class _Sink:
+    """The file a saved body is streamed to: a bare descriptor, written unbuffered, so that
+    a `Body` left behind by a failed attempt (a traceback may hold it) has nothing to flush
+    into the file the next attempt writes, and is closed when that `Body` goes."""
+
+    __slots__ = ("fd", "path")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd: int | None = None
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        except OSError as exc:
+            raise SaveError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+    def write(self, data: bytes) -> None:
+        assert self.fd is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.fd, view) :]
+        except OSError as exc:
+            raise SaveError(f"cannot write {self.path}: {exc.strerror or exc}") from None
+
+    def close(self) -> None:
+        fd, self.fd = self.fd, None
+        if fd is not None:
+            os.close(fd)
+
+    def __del__(self) -> None:
+        self.close()

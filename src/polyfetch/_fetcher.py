@@ -32,6 +32,7 @@ from polyfetch.settings import Settings
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
+    from http.cookiejar import CookieJar
 
     from polyfetch.postprocess import PostProcessor
 
@@ -53,7 +54,11 @@ class Options(TypedDict, total=False):
     max_bytes: body size limit, on the wire and decompressed, before `TooLarge`.
     headers: extra request headers (they override the defaults).
     user_agent: the User-Agent header (default names polyfetch and its version).
-    method: "GET" or "HEAD".
+    method: the HTTP method of URL strings (any token; a `Request` may name its own).
+    retry_methods: methods retried after a failure or a retryable status (default: the
+        idempotent ones; POST and PATCH only when listed); a failed connect is always retried.
+    cookies: True for a cookie jar of the fetcher's own, or an `http.cookiejar.CookieJar`
+        (e.g. a `MozillaCookieJar` loaded from a file); None (default): no cookies.
     keep_body: keep bodies in results (False still counts ``size``).
     verify: verify TLS certificates; ca_bundle: a PEM file to verify against.
     uvloop: use uvloop for the asyncio backend when it is installed.
@@ -86,6 +91,8 @@ class Options(TypedDict, total=False):
     headers: dict[str, str] | list[tuple[str, str]]
     user_agent: str
     method: str
+    retry_methods: Iterable[str]
+    cookies: bool | CookieJar | None
     keep_body: bool
     verify: bool
     ca_bundle: str | None
@@ -146,7 +153,8 @@ class Fetcher:
         return self._backend, self._runner
 
     def map(self, urls: Iterable[object]) -> Iterator[Result]:
-        """Fetch every item of ``urls``, yielding one `Result` per item as each finishes.
+        """Fetch every item of ``urls`` (URL strings or `polyfetch.Request`s), yielding one
+        `Result` per item as each finishes (anything else gets an `InvalidURL` record).
 
         Input is consumed lazily; closing the iterator early cancels what is in flight.
         """
@@ -195,8 +203,13 @@ class Fetcher:
         return self._queues.blocked_on() if self._queues is not None else None
 
     def fetch(self, url: object) -> Result:
-        """Fetch one URL (with the same retries, redirects and limits as `map`)."""
+        """Fetch one URL or `Request` (with the same retries, redirects and limits as `map`)."""
         return next(iter(self.map([url])))
+
+    @property
+    def cookie_jar(self) -> CookieJar | None:
+        """The fetcher's cookie jar (made when it starts, with ``cookies=True``), or None."""
+        return _jar(self.settings, self._runner)
 
     def close(self) -> None:
         """Cancel what is in flight and release every socket, thread, greenlet and session."""
@@ -293,10 +306,15 @@ class AsyncFetcher:
                 await group.cancel()
 
     async def fetch(self, url: object) -> Result:
-        """Fetch one URL."""
+        """Fetch one URL or `Request`."""
         async for result in self.map([url]):
             return result
         raise AssertionError("map() yields one result per item")
+
+    @property
+    def cookie_jar(self) -> CookieJar | None:
+        """The fetcher's cookie jar (made when it starts, with ``cookies=True``), or None."""
+        return _jar(self.settings, self._runner)
 
     async def aclose(self) -> None:
         """Cancel what is in flight and close the session."""
@@ -307,6 +325,12 @@ class AsyncFetcher:
             await backend.aclose()
         if runner is not None and runner.post is not None:
             runner.post.close()
+
+
+def _jar(settings: Settings, runner: Runner | None) -> CookieJar | None:
+    if runner is not None and runner.cookies is not None:
+        return runner.cookies.jar
+    return settings.cookies if settings.cookies not in (None, False, True) else None  # type: ignore[return-value]
 
 
 def _runner(backend: Backend | AsyncCapable, settings: Settings, post: Any) -> Runner:

@@ -8,6 +8,16 @@ jitter, ``Retry-After``, redirects and the request's total deadline are decided
 here and only here; a backend performs single attempts and waits in its own
 way. Time comes in as an argument, so tests drive a plan with a fake clock.
 
+An item is a URL string (the fast path: nothing below costs it more than a type
+check) or a `polyfetch.Request`, prepared once at the start (`request.prepare`):
+its method and body, merged headers and its own settings. Methods outside
+``retry_methods`` are retried only when the connection failed (nothing was
+sent). Redirects follow RFC 9110 15.4 as browsers and urllib3 do: 301/302 turn
+a POST into a GET and 303 anything but HEAD into a GET, dropping the body and
+its headers; 307/308 keep method and body. With a cookie jar (`Cookies`), each
+`Send` gets its Cookie header here and each `Response`'s Set-Cookie goes into
+the jar here, redirect hops included, whatever the backend.
+
 Every decision is logged at debug level on the ``polyfetch`` logger (attempt,
 retry with its reason and wait, ``Retry-After``, redirect, rate wait, the end),
 with the item's index and URL. Whether to log is asked once per item, in
@@ -19,19 +29,30 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING, ClassVar
 
 from polyfetch import _url
+from polyfetch._body import Store
 from polyfetch._pace import Pacer
-from polyfetch.errors import FetchError, TooManyRedirects, TotalTimeout
+from polyfetch.errors import ConnectError, FetchError, TooManyRedirects, TotalTimeout
+from polyfetch.request import Prepared, Request, prepare
 from polyfetch.result import Result, item_url
 from polyfetch.settings import Settings
 
 log = logging.getLogger("polyfetch")
+
+if TYPE_CHECKING:
+    from polyfetch._cookies import Cookies
+
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another host.
 _PRIVATE_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization", "host"})
+#: Fetcher-level methods whose string items need no `Request` preparation.
+_PLAIN_METHODS = ("GET", "HEAD")
+#: Headers that describe a body, dropped with it when a redirect turns the request into a GET.
+_BODY_HEADERS = frozenset({"content-length", "content-type", "content-encoding"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +65,20 @@ class Send:
     connect_timeout: float
     read_timeout: float
     deadline: float  #: monotonic time by which the attempt must give up with TotalTimeout
-    max_bytes: int  #: the body's cap, on the wire and decoded (`polyfetch._body.Body`)
-    keep_body: bool  #: keep the body (else only count it)
+    # A URL string's attempts have no body and keep the response in memory: class attributes,
+    # so building the Send of every plain attempt sets no more fields than it needs.
+    #: The request body (its Content-Length is in ``headers``); see `RequestSend`.
+    body: ClassVar[bytes | None] = None
+    #: None: the response body goes to memory within the fetcher's max_bytes.
+    store: ClassVar[Store | None] = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestSend(Send):
+    """A `Send` for a `Request` item: with its body and where the response body goes."""
+
+    body: bytes | None = None  # type: ignore[misc]
+    store: Store | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +106,9 @@ class Response:
     headers: dict[str, str]  #: names lower-cased (`lower_headers`), repeats joined with ", "
     body: bytes | None
     size: int
+    #: Every header line as received, repeats apart: (name, value) pairs of str or latin-1
+    #: bytes, in any case; `polyfetch.result.header_pairs` makes them `Result.header_list`.
+    raw_headers: Iterable[tuple[str | bytes, str | bytes]] = ()
 
 
 def lower_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
@@ -101,6 +137,8 @@ class Plan:
     rng: random.Random = field(default_factory=random.Random)
     #: The fetcher's per-host rate limit, shared by all its plans (None: no limit).
     pacer: Pacer | None = None
+    #: The fetcher's cookie jar, shared by all its plans (None: no cookies).
+    cookies: Cookies | None = None
     #: robots.txt's known verdict on a target (None: allowed, or not known yet), asked
     #: before an attempt's start is booked, so that a refused URL costs no place in the pace.
     gate: Callable[[_url.Target], FetchError | None] | None = None
@@ -115,6 +153,10 @@ class Plan:
     #: Log this item's decisions: asked once, by the first `advance` (not set in __init__,
     #: where each field costs ~1k instructions per item).
     _debug: bool = field(init=False)
+    #: A `Request` item, prepared (None for a URL string).
+    _req: Prepared | None = None
+    #: Where a `Request`'s body goes, when not to memory within the fetcher's max_bytes.
+    store: Store | None = None
 
     @property
     def deadline(self) -> float:
@@ -130,12 +172,21 @@ class Plan:
             return self._send(now)
         self._last = outcome
         if isinstance(outcome, FetchError):
-            if outcome.retryable and not isinstance(outcome, TotalTimeout):
+            if (
+                outcome.retryable
+                and not isinstance(outcome, TotalTimeout)
+                and (self._req is None or self._resendable(outcome))
+            ):
                 return self._retry(now, None, f"{outcome.kind} ({outcome.message})")
             return self._done(now)
+        if self.cookies is not None:
+            assert self._target is not None
+            self.cookies.extract(self._target, self._headers, outcome.raw_headers)
         if outcome.status in REDIRECT_STATUSES and "location" in outcome.headers:
-            return self._redirect(outcome.headers["location"], now)
-        if outcome.status in self.settings.retry_statuses:
+            return self._redirect(outcome.status, outcome.headers["location"], now)
+        if outcome.status in self.settings.retry_statuses and (
+            self._req is None or self._resendable(None)
+        ):
             header = outcome.headers.get("retry-after")
             after = retry_after(header, now_wall())
             why = f"status {outcome.status}" + (f", Retry-After: {header}" if header else "")
@@ -153,6 +204,13 @@ class Plan:
         self._last = error
         return self._done(now)
 
+    def _resendable(self, error: FetchError | None) -> bool:
+        """Whether a `Request`'s method may be retried after ``error`` (None: a status)."""
+        assert self._req is not None
+        if self._req.method in self.settings.retry_methods:
+            return True
+        return isinstance(error, ConnectError)  # it never reached the server
+
     def failed(self, error: FetchError, now: float) -> Result:
         """The record for an item whose backend failed unexpectedly: never lose an item."""
         self._last = error
@@ -161,15 +219,32 @@ class Plan:
         return self._done(now).result
 
     def _start(self, now: float) -> Action:
+        item = self.item
         try:
-            self._target = _url.parse(self.item)
+            if type(item) is not str and isinstance(item, Request):
+                self._prepare(item)
+            elif self.settings.method not in _PLAIN_METHODS:  # a body, and the retry rules
+                self._prepare(Request(item))  # type: ignore[arg-type]
+            else:
+                self._target = _url.parse(item)
+                self._headers = self.settings.request_headers()
         except FetchError as exc:
             self._last = exc
             return self._done(now)
-        self._headers = self.settings.request_headers()
+        assert self._target is not None
         if self._target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", self._target.authorization),)
         return self._send(now)
+
+    def _prepare(self, item: Request) -> None:
+        req = self._req = prepare(item, self.settings)
+        self.settings = req.settings
+        self._target = _url.parse(req.url)
+        self._headers = req.headers
+        if item.save_to is not None:
+            self.store = Store(item.save_max_bytes, item.save_to)
+        elif item.max_bytes is not None:
+            self.store = Store(item.max_bytes)
 
     def _send(self, now: float) -> Action:
         assert self._target is not None
@@ -200,17 +275,31 @@ class Plan:
             self.attempts += 1
         if self._debug:
             what = f"redirect {self.redirects}" if hop else f"attempt {self.attempts}"
-            self._log("%s: %s %s", what, self.settings.method, self._target.url)
+            method = self._req.method if self._req is not None else self.settings.method
+            self._log("%s: %s %s", what, method, self._target.url)
         s = self.settings
-        return Send(
+        headers = self._headers
+        if self.cookies is not None:
+            headers = self.cookies.add_header(self._target, headers)
+        req = self._req
+        if req is None and self.store is None:
+            return Send(
+                target=self._target,
+                method=s.method,
+                headers=headers,
+                connect_timeout=min(s.connect_timeout, left),
+                read_timeout=min(s.read_timeout, left),
+                deadline=self.deadline,
+            )
+        return RequestSend(
             target=self._target,
-            method=s.method,
-            headers=self._headers,
+            method=req.method if req is not None else s.method,
+            headers=headers,
             connect_timeout=min(s.connect_timeout, left),
             read_timeout=min(s.read_timeout, left),
             deadline=self.deadline,
-            max_bytes=s.max_bytes,
-            keep_body=s.keep_body,
+            body=req.body if req is not None else None,
+            store=self.store,
         )
 
     def _retry(self, now: float, after: float | None, why: str) -> Action:
@@ -234,7 +323,7 @@ class Plan:
         ceiling = min(s.max_backoff, s.backoff * 2 ** (self.attempts - 1))
         return ceiling / 2 + self.rng.uniform(0, ceiling / 2)  # "equal jitter"
 
-    def _redirect(self, location: str, now: float) -> Action:
+    def _redirect(self, status: int, location: str, now: float) -> Action:
         assert self._target is not None
         if self.redirects >= self.settings.max_redirects:
             self._last = TooManyRedirects(
@@ -248,6 +337,13 @@ class Plan:
             return self._done(now)
         if target.host != self._target.host:
             self._headers = tuple(h for h in self._headers if h[0].lower() not in _PRIVATE_HEADERS)
+        req = self._req
+        if req is not None and (
+            (status == 303 and req.method != "HEAD")
+            or (status in (301, 302) and req.method == "POST")
+        ):
+            self._req = replace(req, method="GET", body=None)
+            self._headers = tuple(h for h in self._headers if h[0].lower() not in _BODY_HEADERS)
         if target.authorization and not _has(self._headers, "authorization"):
             self._headers += (("Authorization", target.authorization),)
         self.redirects += 1
@@ -273,30 +369,49 @@ class Plan:
                 else "?"
             )
             self._log("done in %.3f s: %s", now - self.started, outcome)
-        common = dict(
-            url=item_url(self.item),
-            index=self.index,
-            elapsed=now - self.started,
-            attempts=self.attempts,
-            redirects=self.redirects,
-        )
+        item = self.item
+        if type(item) is str:
+            url, meta = item, None
+        else:
+            url = _item_url(item)
+            meta = item.meta if isinstance(item, Request) else None
+        target = self._target
+        # Keyword arguments written out, not a shared dict: this runs once per item.
         if isinstance(last, Response):
-            assert self._target is not None
+            assert target is not None
             result = Result(
-                final_url=self._target.url,
+                url=url,
+                index=self.index,
+                final_url=target.url,
                 status=last.status,
                 headers=last.headers,
                 body=last.body,
                 size=last.size,
-                **common,  # type: ignore[arg-type]
+                elapsed=now - self.started,
+                attempts=self.attempts,
+                redirects=self.redirects,
+                meta=meta,
+                raw_headers=last.raw_headers,
             )
         else:
             result = Result(
-                final_url=self._target.url if self._target else None,
+                url=url,
+                index=self.index,
+                final_url=target.url if target else None,
+                elapsed=now - self.started,
+                attempts=self.attempts,
+                redirects=self.redirects,
                 error=last,
-                **common,  # type: ignore[arg-type]
+                meta=meta,
             )
         return Done(result)
+
+
+def _item_url(item: object) -> str:
+    """`Result.url` of an item that is not a string: a `Request`'s URL, else its repr."""
+    if isinstance(item, Request) and isinstance(item.url, str):
+        return item.url
+    return item_url(item)
 
 
 def _has(headers: tuple[tuple[str, str], ...], name: str) -> bool:

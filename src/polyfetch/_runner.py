@@ -22,6 +22,7 @@ Two rules live here and nowhere else:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -29,18 +30,20 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from polyfetch._body import Store
 from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait, log, total_timeout
 from polyfetch._robots import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, Policy, Robots
 from polyfetch._throttle import Throttle
 from polyfetch._url import Target
-from polyfetch.errors import FetchError, ProcessorFailed, TotalTimeout, unexpected
+from polyfetch.errors import FetchError, ProcessorFailed, SaveError, TotalTimeout, unexpected
 from polyfetch.result import Result, item_url
 from polyfetch.settings import Settings
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
 
+    from polyfetch._cookies import Cookies
     from polyfetch._slots import AsyncSlots, Slots
     from polyfetch.postprocess import PostProcessor
 
@@ -87,6 +90,8 @@ class Runner:
         "_gate",
         "_robots_runner",
         "_slots",
+        "_store",
+        "cookies",
         "pacer",
         "post",
         "robots",
@@ -121,6 +126,7 @@ class Runner:
         self.robots: Robots | None = None
         self._robots_runner: Runner | None = None
         self._gate: Callable[[Target], FetchError | None] | None = None
+        self._store: Store | None = None  #: where every plan's bodies go (None: as settings say)
         if settings.robots:
             if lock is None:
                 raise ValueError("robots=True needs the backend's lock factory")
@@ -138,13 +144,26 @@ class Runner:
             )
             self._robots_runner = Runner(robots_settings, slots=slots, aslots=aslots)
             self._robots_runner.pacer = self.pacer
+            # The backends read bodies by their own settings: robots.txt's cap and keeping
+            # its body (whatever keep_body says) travel with its attempts.
+            self._robots_runner._store = Store(ROBOTS_MAX_BYTES, keep=True)
+        #: The cookie jar every plan of this fetcher shares (None: cookies off).
+        self.cookies: Cookies | None = None
+        if settings.cookies:
+            from polyfetch._cookies import Cookies
+
+            self.cookies = Cookies(None if settings.cookies is True else settings.cookies)  # type: ignore[arg-type]
 
     def run(self, item: object, index: int, group: Primitives) -> Result:
         """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self._gate)
+            plan = Plan(
+                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+            )
+            if self._store is not None:
+                plan.store = self._store
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -155,6 +174,8 @@ class Runner:
                 else:
                     action = plan.advance(self._attempt(action, group), time.monotonic())
             result = action.result
+            if plan.store is not None and plan.store.path is not None:
+                result = saved(result, plan.store)
             post = self.post
             if post is None or result.error is not None:
                 return result
@@ -226,7 +247,11 @@ class Runner:
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(item, index, self.settings, started, _JITTER, self.pacer, self._gate)
+            plan = Plan(
+                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+            )
+            if self._store is not None:
+                plan.store = self._store
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -238,6 +263,8 @@ class Runner:
                     outcome = await self._aattempt(action, group)
                     action = plan.advance(outcome, time.monotonic())
             result = action.result
+            if plan.store is not None and plan.store.path is not None:
+                result = saved(result, plan.store)
             post = self.post
             if post is None or result.error is not None:
                 return result
@@ -293,6 +320,27 @@ class Runner:
             robots.unlock(origin).give()
         verdict = policy.verdict(send.target, robots.agent)
         return REPLAN if verdict is None and policy.crawl_delay else verdict
+
+
+def saved(result: Result, store: Store) -> Result:
+    """A saved body's file put in place once its item is done: the final response's body
+    whole at ``store.path``, or, when the item failed, no file (the partial one removed)."""
+    import os
+
+    assert store.path is not None
+    part = store.part_path
+    try:
+        if result.error is None:
+            os.replace(part, store.path)
+            return result
+        os.unlink(part)
+    except FileNotFoundError:
+        pass  # failed before any response: nothing was written
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(part)
+        return replace(result, error=SaveError(f"cannot save to {store.path}: {exc}"))
+    return result
 
 
 def _past_deadline(outcome: Outcome, send: Send) -> Outcome:

@@ -43,6 +43,10 @@ class UnsupportedScheme(InvalidURL):
     """The URL, or a redirect, names a scheme other than http or https."""
 
 
+class InvalidRequest(FetchError):
+    """A `polyfetch.Request` item that cannot be sent: a bad method, body, header or option."""
+
+
 class DNSError(FetchError):
     """The host name could not be resolved."""
 
@@ -83,6 +87,10 @@ class TooLarge(FetchError):
 
 class TooManyRedirects(FetchError):
     """More redirects than ``max_redirects``, or a redirect loop."""
+
+
+class SaveError(FetchError):
+    """A body to be saved (``Request(save_to=...)``) could not be written to its file."""
 
 
 class TLSError(FetchError):
@@ -134,6 +142,7 @@ TAXONOMY: dict[str, type[FetchError]] = {
         FetchError,
         InvalidURL,
         UnsupportedScheme,
+        InvalidRequest,
         DNSError,
         ConnectError,
         ConnectTimeout,
@@ -143,6 +152,7 @@ TAXONOMY: dict[str, type[FetchError]] = {
         ProtocolError,
         TooLarge,
         TooManyRedirects,
+        SaveError,
         TLSError,
         RobotsDisallowed,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,35 @@ class Result:
     #: What the post-processor returned (None without ``process=`` or when the fetch failed).
     processed: Any = None
     process_error: ProcessError | None = None
+    #: A `polyfetch.Request`'s ``meta``, unchanged (None for URL strings).
+    meta: Any = None
+    #: The response's header lines as the backend got them (see `header_list`).
+    raw_headers: Iterable[tuple[str | bytes, str | bytes]] = field(
+        default=(), repr=False, compare=False
+    )
+
+    @property
+    def header_list(self) -> list[tuple[str, str]]:
+        """Every response header line in order, names lower-cased, repeats (Set-Cookie) apart."""
+        return header_pairs(self.raw_headers)
+
+    @property
+    def text(self) -> str:
+        """The body as text: the charset of Content-Type, else as the ``html`` processor
+        decides (BOM, ``<meta charset>``, UTF-8, windows-1252); "" without a body."""
+        if not self.body:
+            return ""
+        from polyfetch._charset import decode_html
+
+        return decode_html(self.body, self.headers.get("content-type"))[0]
+
+    def json(self) -> Any:
+        """The body parsed as JSON (raises `ValueError` when it is not JSON or there is none)."""
+        import json
+
+        if self.body is None:
+            raise ValueError(f"no body to parse as JSON ({self.url})")
+        return json.loads(self.body)
 
     @property
     def ok(self) -> bool:
@@ -52,7 +81,7 @@ class Result:
         return value.split(";", 1)[0].strip().lower() if value else None
 
     def to_record(self) -> dict[str, Any]:
-        """A JSON-ready dict of everything but the body and headers."""
+        """A JSON-ready dict of everything but the body and headers (``meta`` when there is one)."""
         return {
             "url": self.url,
             "index": self.index,
@@ -68,6 +97,7 @@ class Result:
             "processed": self.processed,
             "process_error": self.process_error.kind if self.process_error else None,
             "process_error_message": self.process_error.message if self.process_error else None,
+            **({"meta": self.meta} if self.meta is not None else {}),
         }
 
 
@@ -79,3 +109,14 @@ def item_url(item: object) -> str:
         return repr(item)
     except Exception:  # an object whose repr raises still gets its record
         return f"<{type(item).__name__} object>"
+
+
+def header_pairs(raw: Iterable[tuple[str | bytes, str | bytes]]) -> list[tuple[str, str]]:
+    """Header lines as (lower-cased name, value) strings; bytes are latin-1."""
+    return [
+        (
+            (name if isinstance(name, str) else name.decode("latin-1")).lower(),
+            value if isinstance(value, str) else value.decode("latin-1"),
+        )
+        for name, value in raw
+    ]

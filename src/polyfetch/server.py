@@ -80,6 +80,13 @@ GET/HEAD endpoints:
   /robots-count                          robots.txt requests per Host, as JSON
   /busy/{ms}?limit=N                     503 past N in flight for this Host, else sleeps
                                          ms x in flight: a host that slows down under load
+
+Any method (also: /status, /redirect-to, /flaky):
+  /anything[/...]                        echo: method, path, args, headers, body, form, json
+  /cookies/set?N=V[&N2=V2][&attrs=A][&redirect=U]
+                                         one Set-Cookie per N=V (with "; A" appended),
+                                         then 302 to U if given, else the cookies set as JSON
+  /cookies                               the Cookie header received, parsed, as JSON
   /stats, /stats/reset                   per-Host in-flight / peak / request counts
 """
 
@@ -582,11 +589,86 @@ async def busy(request: web.Request) -> web.Response:
 
 async def headers(request: web.Request) -> web.Response:
     """``/headers``: the request headers as a JSON object with lower-cased names."""
+    return web.json_response(_joined(request.headers.items()))
+
+
+def _joined(pairs: Any) -> dict[str, str]:
+    """Headers or query pairs as one dict: names lower-cased, repeats joined with ", "."""
     out: dict[str, str] = {}
-    for name, value in request.headers.items():
+    for name, value in pairs:
         low = name.lower()
         out[low] = f"{out[low]}, {value}" if low in out else value
-    return web.json_response(out)
+    return out
+
+
+async def anything(request: web.Request) -> web.Response:
+    """``/anything[/...]``: what the request was, as JSON, for checking what a client sent.
+
+    ``body`` is the raw body as latin-1 text; ``form`` its fields when it is form-encoded,
+    ``json`` its value when it is JSON (else null); ``args`` the query (repeats as lists).
+    """
+    raw = await request.read()
+    ctype = request.headers.get("Content-Type", "")
+    form: dict[str, Any] | None = None
+    data: Any = None
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        from urllib.parse import parse_qs
+
+        form = parse_qs(raw.decode("latin-1"), keep_blank_values=True)
+    elif ctype.startswith("application/json"):
+        import json
+
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+    args: dict[str, Any] = {}
+    for name in request.query:
+        values = request.query.getall(name)
+        args[name] = values if len(values) > 1 else values[0]
+    return web.json_response(
+        {
+            "method": request.method,
+            "path": request.path,
+            "args": args,
+            "headers": _joined(request.headers.items()),
+            "body": raw.decode("latin-1"),
+            "form": form,
+            "json": data,
+        }
+    )
+
+
+async def cookies_set(request: web.Request) -> web.Response:
+    """``/cookies/set?N=V&...[&attrs=A][&redirect=U]``: one Set-Cookie line per N=V."""
+    q = request.query
+    attrs = _header_value(q["attrs"], "attrs") if "attrs" in q else None
+    pairs = [(n, v) for n, v in q.items() if n not in ("attrs", "redirect")]
+    headers: list[tuple[str, str]] = []
+    for name, value in pairs:
+        line = _header_value(f"{name}={value}", "cookie")
+        headers.append(("Set-Cookie", f"{line}; {attrs}" if attrs else line))
+    if "redirect" in q:
+        headers.append(("Location", _header_value(q["redirect"], "redirect")))
+        return web.Response(status=302, headers=_multi(headers))
+    return web.json_response(dict(pairs), headers=_multi(headers))
+
+
+async def cookies(request: web.Request) -> web.Response:
+    """``/cookies``: {"cookies": {name: value}, "header": the Cookie header or null}."""
+    header = request.headers.get("Cookie")
+    found: dict[str, str] = {}
+    for part in (header or "").split(";"):
+        name, sep, value = part.strip().partition("=")
+        if sep:
+            found[name] = value
+    return web.json_response({"cookies": found, "header": header})
+
+
+def _multi(headers: list[tuple[str, str]]) -> Any:
+    from multidict import CIMultiDict
+
+    return CIMultiDict(headers)
 
 
 async def stats(request: web.Request) -> web.Response:
@@ -613,9 +695,7 @@ def build_app() -> web.Application:
         ("/", index),
         ("/bytes/{n}", bytes_),
         ("/delay/{ms}", delay),
-        ("/status/{code}", status),
         ("/redirect/{n}", redirect),
-        ("/redirect-to", redirect_to),
         ("/loop", loop),
         ("/html/{size}", html),
         ("/gzip/{n}", gzip_),
@@ -626,7 +706,6 @@ def build_app() -> web.Application:
         ("/zstd/{n}", encoded),
         ("/zstd-bomb/{n}", encoded),
         ("/drip", drip),
-        ("/flaky/{key}", flaky),
         ("/flaky-reset", flaky_reset),
         ("/headers", headers),
         ("/robots-set", robots_set),
@@ -638,6 +717,17 @@ def build_app() -> web.Application:
     ]
     for path, handler in routes:
         app.router.add_get(path, handler)  # also registers HEAD
+    any_method: list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
+        ("/status/{code}", status),
+        ("/redirect-to", redirect_to),
+        ("/flaky/{key}", flaky),
+        ("/anything", anything),
+        ("/anything/{tail:.*}", anything),
+        ("/cookies/set", cookies_set),
+        ("/cookies", cookies),
+    ]
+    for path, handler in any_method:
+        app.router.add_route("*", path, handler)
     return app
 
 

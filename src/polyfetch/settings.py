@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from polyfetch._body import ACCEPT_ENCODING
 from polyfetch._version import __version__
 from polyfetch.errors import ConfigError
+from polyfetch.request import TOKEN, methods
 
 DEFAULT_USER_AGENT = f"polyfetch/{__version__} (+https://pypi.org/project/polyfetch/)"
 #: Statuses worth another GET: rate limited, or a gateway/upstream that may recover.
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-#: Methods that are safe to retry and redirect as they are.
-METHODS = ("GET", "HEAD")
+#: Methods retried by default (urllib3's idempotent ones); POST and PATCH only when named
+#: in ``retry_methods``. A failure to connect is retried whatever the method: nothing was sent.
+RETRY_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PUT", "TRACE")
+#: Methods a backend may send again, once, when a reused keep-alive connection turns out to
+#: be closed before any byte of the response (aiohttp's rule, so every backend's).
+IDEMPOTENT = frozenset(RETRY_METHODS)
 #: The most requests in flight a fetcher takes (gevent's pool and the OS stop far below 2**31).
 MAX_CONCURRENCY = 1_000_000
 #: The most items ``map()`` reads ahead (each costs its item and ~100 bytes while it waits).
@@ -58,6 +63,9 @@ class Settings:
     headers: tuple[tuple[str, str], ...] = ()
     user_agent: str = DEFAULT_USER_AGENT
     method: str = "GET"
+    retry_methods: tuple[str, ...] = RETRY_METHODS
+    #: None/False: no cookies; True: a new jar per fetcher; or an `http.cookiejar.CookieJar`.
+    cookies: object = None
     keep_body: bool = True
     verify: bool = True
     ca_bundle: str | None = None
@@ -81,6 +89,10 @@ class Settings:
     auto_throttle: bool = False
     #: Statuses worth another attempt (any iterable of ints; kept as a frozenset).
     retry_statuses: frozenset[int] = RETRY_STATUSES
+    #: `request_headers`, computed once here rather than once per item.
+    _request_headers: tuple[tuple[str, str], ...] = field(
+        init=False, repr=False, compare=False, default=()
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -118,9 +130,31 @@ class Settings:
                 f"rate must be a number of requests per second > 0, got {self.rate!r}"
             )
         check_processing(self.executor, self.workers, self.process_timeout)
-        if self.method not in METHODS:
-            raise ConfigError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if not isinstance(self.method, str) or not TOKEN.fullmatch(self.method):
+            raise ConfigError(f"method must be an HTTP method token, got {self.method!r}")
+        if self.method != self.method.upper():
+            object.__setattr__(self, "method", self.method.upper())
+        object.__setattr__(self, "retry_methods", methods(self.retry_methods))
+        if self.cookies not in (None, False, True) and not callable(
+            getattr(self.cookies, "add_cookie_header", None)
+        ):
+            raise ConfigError(
+                f"cookies must be True or an http.cookiejar.CookieJar, got {self.cookies!r}"
+            )
+        self.check_headers(self.headers)
+        merged = {
+            "user-agent": ("User-Agent", self.user_agent),
+            "accept": ("Accept", "*/*"),
+            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
+        }
         for name, value in self.headers:
+            merged[name.lower()] = (name, value)
+        object.__setattr__(self, "_request_headers", tuple(merged.values()))
+
+    @staticmethod
+    def check_headers(headers: Iterable[tuple[str, str]]) -> None:
+        """Raise `ConfigError` for a header that could not be sent as it is."""
+        for name, value in headers:
             if not name or any(c in name for c in ":\r\n\0 ") or any(c in value for c in "\r\n\0"):
                 raise ConfigError(f"invalid header {name!r}: {value!r}")
 
@@ -129,7 +163,7 @@ class Settings:
         cls, headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None, **options: Any
     ) -> Settings:
         """Build from keyword options, accepting headers as a mapping or pairs."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls) if f.init}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
@@ -141,11 +175,4 @@ class Settings:
 
     def request_headers(self) -> tuple[tuple[str, str], ...]:
         """The headers every request sends: defaults, then the user's, which win."""
-        merged = {
-            "user-agent": ("User-Agent", self.user_agent),
-            "accept": ("Accept", "*/*"),
-            "accept-encoding": ("Accept-Encoding", ACCEPT_ENCODING),
-        }
-        for name, value in self.headers:
-            merged[name.lower()] = (name, value)
-        return tuple(merged.values())
+        return self._request_headers

@@ -37,7 +37,7 @@ from polyfetch.errors import (
     TLSError,
     unexpected,
 )
-from polyfetch.settings import Settings
+from polyfetch.settings import IDEMPOTENT, Settings
 
 _CHUNK = 64 * 1024
 _local = threading.local()  # the hook of the attempt running in this thread (or greenlet)
@@ -142,12 +142,13 @@ class BlockingClient:
         ``on_socket`` is told the socket once the request is sent, and None before the
         socket goes back to the pool (another attempt may then use it). A reused keep-alive
         connection that the server closed before answering is the pool's race, not the
-        server's answer: the request goes once more, as on the other backends, and that
-        is not another attempt.
+        server's answer: an idempotent request goes once more, as on the other backends,
+        and that is not another attempt.
         """
         outcome = self._attempt(send, on_socket)
         if outcome is _STALE:
-            outcome = self._attempt(send, on_socket)
+            if send.method in IDEMPOTENT:
+                outcome = self._attempt(send, on_socket)
             if outcome is _STALE:
                 return ReadError("server closed the connection without a response")
         return outcome  # type: ignore[return-value]
@@ -173,6 +174,7 @@ class BlockingClient:
             resp = pool.urlopen(
                 send.method,
                 t.target,
+                body=send.body,
                 headers=dict(send.headers),
                 retries=False,
                 redirect=False,
@@ -184,8 +186,10 @@ class BlockingClient:
                     connect=_finite(send.connect_timeout), read=_finite(send.read_timeout)
                 ),
             )
-            headers = lower_headers(resp.headers.items())
+            raw = resp.headers.items()  # repeats apart (and picklable), for Result.header_list
+            headers = lower_headers(raw)
             body = response_body(
+                self.settings,
                 send,
                 resp.status,
                 headers.get("content-encoding"),
@@ -199,7 +203,7 @@ class BlockingClient:
                 on_socket(None)
             resp.release_conn()  # read to the end: the connection may be reused
             resp = None
-            return Response(status=status, headers=headers, body=data, size=body.size)
+            return Response(status, headers, data, body.size, raw)
         except FetchError as exc:
             return exc
         except Exception as exc:  # past the deadline, the core makes it a TotalTimeout

@@ -60,6 +60,9 @@ if TYPE_CHECKING:
     from polyfetch._runner import Outcome, Runner
 
 
+_NO_AUTO = ("Content-Type",)
+
+
 class AsyncioBackend(Backend, AsyncCapable):
     """aiohttp, one session per backend; see the module docstring."""
 
@@ -204,6 +207,9 @@ class AsyncioBackend(Backend, AsyncCapable):
                 send.method,
                 URL(send.target.url, encoded=True),
                 headers=send.headers,
+                data=send.body,
+                # aiohttp would add Content-Type: application/octet-stream to a body without one
+                skip_auto_headers=_NO_AUTO if send.body is not None else None,
                 allow_redirects=False,
                 timeout=timeout,
             )
@@ -211,6 +217,7 @@ class AsyncioBackend(Backend, AsyncCapable):
             return map_error(exc, send)
         try:
             body = response_body(
+                s,
                 send,
                 resp.status,
                 resp.headers.get("Content-Encoding"),
@@ -228,7 +235,8 @@ class AsyncioBackend(Backend, AsyncCapable):
                 return map_error(exc, send)
             raise  # cancellation (or KeyboardInterrupt) goes on unwinding
         resp.release()
-        return Response(resp.status, lower_headers(resp.raw_headers), data, body.size)
+        raw = resp.raw_headers
+        return Response(resp.status, lower_headers(raw), data, body.size, raw)
 
     @staticmethod
     def _client_timeout(connect: float, read: float) -> ClientTimeout:

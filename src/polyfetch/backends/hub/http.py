@@ -50,7 +50,7 @@ from polyfetch._plan import Response, Send, lower_headers
 from polyfetch.backends.hub.loop import Hub
 from polyfetch.backends.hub.net import Resolver, Stream, connect
 from polyfetch.errors import ProtocolError, ReadError
-from polyfetch.settings import MAX_HEADER_BYTES, Settings
+from polyfetch.settings import IDEMPOTENT, MAX_HEADER_BYTES, Settings
 
 _MAX_IDLE = 60.0  # servers drop idle connections after a while; don't race them for old ones
 _VALIDATED_MAX = 1024
@@ -117,17 +117,17 @@ class _Reply:
         "head_done",
         "headers",
         "keep",
-        "method",
         "parser",
         "raw",
         "send",
+        "settings",
         "started",
         "status",
     )
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, settings: Settings, send: Send) -> None:
+        self.settings = settings
         self.send = send
-        self.method = send.method
         self.parser: Any = None
         self.raw: list[tuple[bytes, bytes]] = []
         self.headers: dict[str, str] = {}
@@ -138,7 +138,8 @@ class _Reply:
         self.head_done = self.done = self.keep = self.close_delimited = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self.raw.append((name, value))
+        if not self.started:  # not the headers of trailing junk after the response
+            self.raw.append((name, value))
 
     def on_headers_complete(self) -> None:
         status = self.parser.get_status_code()
@@ -152,7 +153,9 @@ class _Reply:
         headers = self.headers = lower_headers(self.raw)
         length = headers.get("content-length")
         try:
-            self.body = response_body(self.send, status, headers.get("content-encoding"), length)
+            self.body = response_body(
+                self.settings, self.send, status, headers.get("content-encoding"), length
+            )
         except Exception as exc:  # TooLarge from the announced length
             self.error = exc
             return
@@ -199,9 +202,11 @@ class Connection:
 
     def _exchange_fast(self, send: Send, settings: Settings, reused: bool) -> tuple[Response, bool]:
         where, stream = self.stream.where, self.stream
-        reply = _Reply(send)
+        reply = _Reply(settings, send)
         parser = reply.parser = httptools.HttpResponseParser(reply)
         data = f"{send.method} {send.target.target} HTTP/1.1\r\n".encode() + _request_head(send)
+        if send.body:  # its Content-Length is among the headers (the planner put it there)
+            data += send.body
         self.got = self.eof = False
         head_bytes = 0
         try:
@@ -244,14 +249,17 @@ class Connection:
         assert body is not None
         data_out = body.finish()
         reusable = reply.keep and reply.started == 1 and not reply.close_delimited
-        return Response(reply.status, reply.headers, data_out, body.size), reusable
+        return Response(reply.status, reply.headers, data_out, body.size, reply.raw), reusable
 
     def _exchange_h11(self, send: Send, settings: Settings, reused: bool) -> tuple[Response, bool]:
         if self.h11 is None:  # made on first use: the httptools path needs none
             self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=MAX_HEADER_BYTES)
         conn, where = self.h11, self.stream.where
         request = h11.Request(method=send.method, target=send.target.target, headers=_headers(send))
-        data = conn.send(request) + conn.send(h11.EndOfMessage())
+        data = conn.send(request)
+        if send.body:  # h11 checks it against the Content-Length the planner put in the headers
+            data += conn.send(h11.Data(data=send.body))
+        data += conn.send(h11.EndOfMessage())
         self.got = self.eof = False
         try:
             self.stream.sendall(data, send.read_timeout, send.deadline)
@@ -275,7 +283,7 @@ class Connection:
         )
         if reusable:
             conn.start_next_cycle()
-        return Response(head.status_code, headers, data_out, body.size), reusable
+        return Response(head.status_code, headers, data_out, body.size, head.headers), reusable
 
     def _read_head(self, send: Send, reused: bool) -> h11.Response:
         conn = self.h11
@@ -297,6 +305,7 @@ class Connection:
         self, send: Send, settings: Settings, status: int, headers: dict[str, str]
     ) -> Body:
         body = response_body(
+            settings,
             send,
             status,
             headers.get("content-encoding"),
@@ -399,7 +408,11 @@ class Client:
             try:
                 return self._exchange(conn, send, reused=True)
             except _Stale:
-                pass  # the pool's race, not the server's answer: once more, fresh
+                # the pool's race, not the server's answer: once more, fresh, if idempotent
+                if send.method not in IDEMPOTENT:
+                    raise ReadError(
+                        f"{conn.stream.where} closed the connection without a response"
+                    ) from None
         return self._exchange(self._connect(send, key), send, reused=False)
 
     def _exchange(self, conn: Connection, send: Send, reused: bool) -> Response:

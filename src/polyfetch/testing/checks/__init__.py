@@ -10,6 +10,7 @@ from polyfetch.testing.checks import (  # noqa: F401  (importing registers the c
     politeness,
     processing,
     redirects,
+    requests,
     retries,
     scheduling,
     timeouts,
