@@ -32,6 +32,7 @@ def test_input_is_pulled_lazily_within_a_bounded_window(harness, servers):
     t.check_input_is_pulled_lazily_within_a_bounded_window(harness, servers)
 
 
+@pytest.mark.timeout(300)  # 200,000 items in a fresh process: minutes on a loaded 2-core CI
 def test_memory_stays_flat_over_a_long_input(harness, servers):
     t.check_memory_stays_flat_over_a_long_input(harness, servers)
 

@@ -238,8 +238,9 @@ GET_DEFAULTS = dict(
     fail_on_error=True,
     quiet=True,
     no_progress=True,
-    no_dedup=True,
+    dedup="off",
     dedup_memory=DEFAULT_DEDUP_MIB,
+    lookahead=None,
     cluster=None,
     shard_size=None,
     shards_in_flight=None,
@@ -347,7 +348,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=whole(1, MAX_LOOKAHEAD),
         metavar="N",
         help=f"lines read ahead of those running, waiting in per-host queues, 1 to "
-        f"{MAX_LOOKAHEAD:,} (default: {d.lookahead:,}; each waiting URL costs ~200 bytes)",
+        f"{MAX_LOOKAHEAD:,} (default: {Settings().lookahead:,}; each waiting URL costs ~200 "
+        "bytes)",
     )
     inp.add_argument(
         "--dedup-memory",

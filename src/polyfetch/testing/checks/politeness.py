@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
-import urllib.request
 
 from polyfetch.errors import RobotsDisallowed
 from polyfetch.testing.checks._registry import check, shown
@@ -15,6 +14,8 @@ from polyfetch.testing.servers import Servers
 
 
 def _get(url: str) -> bytes:
+    import urllib.request  # imports socket and ssl: not at import (gevent patches later)
+
     with urllib.request.urlopen(url, timeout=10) as resp:
         return resp.read()  # type: ignore[no-any-return]
 
