@@ -349,7 +349,6 @@ class Plan:
         self.redirects += 1
         self._hop = True
         if self._debug:
-            status = self._last.status if isinstance(self._last, Response) else None
             self._log("status %s: redirected to %s", status, target.url)
         self._target = target
         return self._send(now)
