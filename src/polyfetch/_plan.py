@@ -64,6 +64,7 @@ class Response:
     headers: dict[str, str]  #: names lower-cased (`lower_headers`), repeats joined with ", "
     body: bytes | None
     size: int
+    http_version: str | None = None  #: "1.0", "1.1", "2" or "3", as the response said
 
 
 def lower_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
@@ -215,6 +216,7 @@ class Plan:
                 headers=last.headers,
                 body=last.body,
                 size=last.size,
+                http_version=last.http_version,
                 **common,  # type: ignore[arg-type]
             )
         else:

@@ -229,7 +229,9 @@ class AsyncioBackend(Backend, AsyncCapable):
                 return map_error(exc, send)
             raise  # cancellation (or KeyboardInterrupt) goes on unwinding
         resp.release()
-        return Response(resp.status, lower_headers(resp.raw_headers), data, body.size)
+        v = resp.version
+        version = f"{v.major}.{v.minor}" if v is not None else None
+        return Response(resp.status, lower_headers(resp.raw_headers), data, body.size, version)
 
     @staticmethod
     def _client_timeout(connect: float, read: float) -> ClientTimeout:
