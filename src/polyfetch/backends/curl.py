@@ -412,10 +412,11 @@ def _base_options(s: Settings) -> list[tuple[int, Any]]:
     ]
     if s.verify and s.ca_bundle:
         opts.append((pycurl.CAINFO, s.ca_bundle))
-    if s.http3:
-        opts.append((pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_3))
-    elif s.http2:
-        opts += [(pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_2TLS), (pycurl.PIPEWAIT, 1)]
+    if s.http3 or s.http2:
+        # PIPEWAIT: a transfer waits for a connection being made to the same host rather than
+        # opening its own, so that concurrent requests multiplex over one connection
+        version = pycurl.CURL_HTTP_VERSION_3 if s.http3 else pycurl.CURL_HTTP_VERSION_2TLS
+        opts += [(pycurl.HTTP_VERSION, version), (pycurl.PIPEWAIT, 1)]
     else:  # libcurl's default is 2TLS: stay on HTTP/1.1 like the other backends
         opts.append((pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1))
     return opts
