@@ -24,6 +24,7 @@ RECORD_KEYS = {
     "final_url",
     "status",
     "size",
+    "http_version",
     "elapsed_ms",
     "attempts",
     "redirects",

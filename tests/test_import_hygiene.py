@@ -16,6 +16,7 @@ FORBIDDEN = [
     "aiohttp",
     "urllib3",
     "greenlet",
+    "pycurl",
     "selectors",
     "select",
 ]
@@ -35,7 +36,7 @@ def test_choosing_a_backend_imports_only_that_backend():
     code = (
         "import sys, json\nfrom polyfetch import Fetcher\n"
         "with Fetcher('threads') as f: pass\n"
-        "mods = ['gevent', 'aiohttp', 'greenlet', 'h11']\n"
+        "mods = ['gevent', 'aiohttp', 'greenlet', 'h11', 'pycurl']\n"
         "print(json.dumps([m for m in mods if m in sys.modules]))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -25,7 +25,13 @@ from polyfetch import backends
 from polyfetch._runner import Runner
 from polyfetch._schedule import HostQueues
 from polyfetch._slots import AsyncSlots, Slots
-from polyfetch.backends._base import AsyncCapable, AsyncGroup, Backend, Group
+from polyfetch.backends._base import (
+    AsyncCapable,
+    AsyncGroup,
+    Backend,
+    Group,
+    check_http_versions,
+)
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
 from polyfetch.settings import Settings
@@ -36,7 +42,7 @@ if TYPE_CHECKING:
 
     from polyfetch.postprocess import PostProcessor
 
-BackendName = Literal["threads", "gevent", "asyncio", "greenlet"]
+BackendName = Literal["threads", "gevent", "asyncio", "greenlet", "curl"]
 
 
 class Options(TypedDict, total=False):
@@ -62,6 +68,8 @@ class Options(TypedDict, total=False):
     keep_body: keep bodies in results (False still counts ``size``).
     verify: verify TLS certificates; ca_bundle: a PEM file to verify against.
     uvloop: use uvloop for the asyncio backend when it is installed.
+    http2: negotiate HTTP/2 over TLS and multiplex (curl backend only; others refuse).
+    http3: try HTTP/3 over QUIC first (curl backend only; others refuse).
     rate: attempts per second to one host (retries and redirects included); None: no limit.
     process: post-processor for each fetched page: a module-level callable, a
         "package.module:function" string, or a built-in name ("html", "sha256", "text").
@@ -97,6 +105,8 @@ class Options(TypedDict, total=False):
     verify: bool
     ca_bundle: str | None
     uvloop: bool
+    http2: bool
+    http3: bool
     rate: float | None
     process: Callable[[Result], Any] | str | None
     executor: str | Executor
@@ -142,6 +152,7 @@ class Fetcher:
         if self._closed:
             raise RuntimeError("this Fetcher is closed")
         if self._backend is None or self._runner is None:
+            check_http_versions(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             backend.start()
             try:
@@ -257,6 +268,7 @@ class AsyncFetcher:
         if self._closed:
             raise RuntimeError("this AsyncFetcher is closed")
         if self._backend is None or self._runner is None:
+            check_http_versions(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             if not isinstance(backend, AsyncCapable):
                 raise BackendError("the asyncio backend cannot run inside a caller's loop")

@@ -109,6 +109,7 @@ class Response:
     #: Every header line as received, repeats apart: (name, value) pairs of str or latin-1
     #: bytes, in any case; `polyfetch.result.header_pairs` makes them `Result.header_list`.
     raw_headers: Iterable[tuple[str | bytes, str | bytes]] = ()
+    http_version: str | None = None  #: "1.0", "1.1", "2" or "3", as the response said
 
 
 def lower_headers(pairs: Iterable[tuple[str | bytes, str | bytes]]) -> dict[str, str]:
@@ -391,6 +392,7 @@ class Plan:
                 redirects=self.redirects,
                 meta=meta,
                 raw_headers=last.raw_headers,
+                http_version=last.http_version,
             )
         else:
             result = Result(

@@ -30,6 +30,8 @@ class Result:
     body: bytes | None = None
     #: Decoded body size in bytes (counted even when the body is not kept).
     size: int = 0
+    #: The HTTP version of the final response: "1.0", "1.1", "2" or "3" (None without one).
+    http_version: str | None = None
     #: Seconds from the item's start to its record: rate and backoff waits included.
     elapsed: float = 0.0
     #: Attempts made: 1 plus the retries (redirect hops are counted in ``redirects``).
@@ -88,6 +90,7 @@ class Result:
             "final_url": self.final_url,
             "status": self.status,
             "size": self.size,
+            "http_version": self.http_version,
             "elapsed_ms": round(self.elapsed * 1000, 3),
             "attempts": self.attempts,
             "redirects": self.redirects,

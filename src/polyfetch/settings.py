@@ -70,6 +70,10 @@ class Settings:
     verify: bool = True
     ca_bundle: str | None = None
     uvloop: bool = True
+    #: Negotiate HTTP/2 over TLS (ALPN) and multiplex; the curl backend only (others refuse).
+    http2: bool = False
+    #: Try HTTP/3 (QUIC) first, falling back to HTTP/2 or 1.1; the curl backend only.
+    http3: bool = False
     #: Attempts per second to one host (None: no limit); retries and redirects count.
     rate: float | None = None
     #: Post-processing (`polyfetch.postprocess`): a callable, "module:function" or a built-in.

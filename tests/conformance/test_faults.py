@@ -102,6 +102,10 @@ def _stage_attempt(monkeypatch, backend):
         from polyfetch.backends.hub import Client
 
         _patch(monkeypatch, Client, "attempt")
+    elif backend == "curl":
+        from polyfetch.backends.curl import Multi
+
+        _patch(monkeypatch, Multi, "attempt")
     else:
         from polyfetch.backends.asyncio import AsyncioBackend
 
@@ -123,6 +127,10 @@ def _stage_error_mapping(monkeypatch, backend):
         from polyfetch.backends.hub import net
 
         monkeypatch.setattr(net, "ConnectError", boom)
+    elif backend == "curl":
+        from polyfetch.backends import curl
+
+        monkeypatch.setattr(curl, "_error", boom)
     else:
         import polyfetch.backends.asyncio as aio
 

@@ -1,4 +1,4 @@
-"""The four backends, by name, imported only when chosen.
+"""The five backends, by name, imported only when chosen.
 
 Availability is checked with `importlib.util.find_spec`, never by importing:
 importing aiohttp or urllib3 pulls in `ssl` and `socket` before gevent can patch them.
@@ -21,6 +21,7 @@ REGISTRY: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "gevent": ("polyfetch.backends.gevent", "GeventBackend", ("gevent", "urllib3")),
     "asyncio": ("polyfetch.backends.asyncio", "AsyncioBackend", ("aiohttp",)),
     "greenlet": ("polyfetch.backends.greenlet", "GreenletBackend", ("greenlet", "h11")),
+    "curl": ("polyfetch.backends.curl", "CurlBackend", ("pycurl", "greenlet", "h11")),
 }
 NAMES = tuple(REGISTRY)
 #: The default of `Fetcher`, ClusterFetcher and the CLI: the fastest and cheapest wherever the

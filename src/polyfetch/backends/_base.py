@@ -100,6 +100,9 @@ class Backend(ABC):
     pooled: ClassVar[bool] = False
     #: True when items run in several OS threads (the core's slot table then takes a lock).
     threaded: ClassVar[bool] = False
+    #: The HTTP versions beyond 1.1 the backend can be asked for (``http2=``, ``http3=``);
+    #: the fetcher refuses the others before `start` (`check_http_versions`).
+    http_versions: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -120,6 +123,19 @@ class Backend(ABC):
     @abstractmethod
     def close(self) -> None:
         """Cancel what runs and release every socket, thread, greenlet and session."""
+
+
+def check_http_versions(backend: type[Backend], settings: Settings) -> None:
+    """Raise `BackendError` when ``settings`` ask for an HTTP version ``backend`` cannot speak."""
+    from polyfetch.errors import BackendError
+
+    for version, wanted in (("2", settings.http2), ("3", settings.http3)):
+        if wanted and version not in backend.http_versions:
+            name = getattr(backend, "name", backend.__name__)
+            raise BackendError(
+                f"http{version}=True, but the {name} backend speaks HTTP/1.1 only; "
+                f"HTTP/{version} needs backend='curl'"
+            )
 
 
 class AsyncCapable(ABC):

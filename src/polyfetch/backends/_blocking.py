@@ -199,11 +199,12 @@ class BlockingClient:
                 body.feed(chunk)
             data = body.finish()
             status = resp.status
+            version = f"{resp.version // 10}.{resp.version % 10}"  # urllib3: 11 for HTTP/1.1
             if on_socket is not None:
                 on_socket(None)
             resp.release_conn()  # read to the end: the connection may be reused
             resp = None
-            return Response(status, headers, data, body.size, raw)
+            return Response(status, headers, data, body.size, raw, version)
         except FetchError as exc:
             return exc
         except Exception as exc:  # past the deadline, the core makes it a TotalTimeout

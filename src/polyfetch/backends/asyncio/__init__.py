@@ -236,7 +236,9 @@ class AsyncioBackend(Backend, AsyncCapable):
             raise  # cancellation (or KeyboardInterrupt) goes on unwinding
         resp.release()
         raw = resp.raw_headers
-        return Response(resp.status, lower_headers(raw), data, body.size, raw)
+        v = resp.version
+        version = f"{v.major}.{v.minor}" if v is not None else None
+        return Response(resp.status, lower_headers(raw), data, body.size, raw, version)
 
     @staticmethod
     def _client_timeout(connect: float, read: float) -> ClientTimeout:

@@ -249,7 +249,11 @@ class Connection:
         assert body is not None
         data_out = body.finish()
         reusable = reply.keep and reply.started == 1 and not reply.close_delimited
-        return Response(reply.status, reply.headers, data_out, body.size, reply.raw), reusable
+        version = parser.get_http_version()
+        return (
+            Response(reply.status, reply.headers, data_out, body.size, reply.raw, version),
+            reusable,
+        )
 
     def _exchange_h11(self, send: Send, settings: Settings, reused: bool) -> tuple[Response, bool]:
         if self.h11 is None:  # made on first use: the httptools path needs none
@@ -283,7 +287,11 @@ class Connection:
         )
         if reusable:
             conn.start_next_cycle()
-        return Response(head.status_code, headers, data_out, body.size, head.headers), reusable
+        version = head.http_version.decode("ascii")
+        return (
+            Response(head.status_code, headers, data_out, body.size, head.headers, version),
+            reusable,
+        )
 
     def _read_head(self, send: Send, reused: bool) -> h11.Response:
         conn = self.h11

@@ -177,6 +177,17 @@ class Hub:
         else:
             self.park(waiter, time.monotonic() + seconds)
 
+    def call_at(self, until: float, waiter: Waiter) -> None:
+        """Have the hub call ``waiter.fire(False)`` at ``until`` (monotonic) unless disarmed first
+        (`disarm`): a timer for code that is not a parked task, e.g. libcurl's multi timer."""
+        heapq.heappush(self._timers, (until, next(self._seq), waiter))
+
+    def disarm(self, waiter: Waiter) -> None:
+        """Cancel a `call_at` timer (lazily: its heap entry is skipped when it comes up)."""
+        if waiter.armed:
+            waiter.armed = False
+            self._dead_timers += 1
+
     def wake(self, waiter: Waiter, value: object = True) -> None:
         """Resume ``waiter`` at the hub's next turn (from a task, the hub or the caller)."""
         self._ready.append((waiter.fire, value))
@@ -292,13 +303,13 @@ class Hub:
                 continue  # the blocked caller was told; it may have queued new work since
             else:
                 timeout = None
-            for key, _ in select(timeout):
+            for key, mask in select(timeout):
                 data = key.data
                 if data is wakeup:
                     wakeup.drain()
                     self._run_inbox()
                 else:
-                    data.fire(True)
+                    data.fire(mask)  # the ready events: truthy for a waiter, bits for a watcher
             if timers:
                 now = monotonic()
                 while timers and timers[0][0] <= now:

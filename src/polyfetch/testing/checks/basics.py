@@ -13,7 +13,8 @@ from polyfetch.testing.servers import Servers
 
 @check
 def check_get_returns_status_headers_body(harness: Harness, servers: Servers) -> None:
-    """A GET gives status, lower-cased headers, the whole body and the result's bookkeeping."""
+    """A GET gives status, lower-cased headers, the whole body, the HTTP version and the
+    result's bookkeeping."""
     url = f"{servers.http}/bytes/1000"
     r = harness.one(url)
     assert r.error is None and r.ok, shown(r)
@@ -24,6 +25,8 @@ def check_get_returns_status_headers_body(harness: Harness, servers: Servers) ->
     assert r.final_url == url, f"final_url {r.final_url!r}, expected {url!r}"
     assert r.attempts == 1 and r.redirects == 0, shown(r)
     assert r.elapsed > 0, shown(r)
+    assert r.http_version == "1.1", f"http_version {r.http_version!r}"
+    assert r.to_record()["http_version"] == "1.1", r.to_record()
 
 
 @check

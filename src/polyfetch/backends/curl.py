@@ -1,0 +1,496 @@
+"""The curl backend: libcurl's multi interface (pycurl), driven from the greenlet hub.
+
+Theory of operation. Items run as tasks on the same `Hub` as the greenlet
+backend (its semaphores, sleep and wait_future, its `HubGroup`); only one
+attempt is different. `perform` takes a reused easy handle, sets the
+attempt's URL, headers and connect timeout, adds it to the backend's one
+``CurlMulti`` and parks the task. libcurl tells us which sockets it waits on
+(``M_SOCKETFUNCTION``: each becomes a `_Socket` watcher in the hub's selector)
+and when it next needs a turn (``M_TIMERFUNCTION``: one hub timer); the hub
+calls ``socket_action`` when either fires, and when the count of running
+transfers drops, the finished ones' tasks are woken. So libcurl does the
+connection pool, TLS, HTTP/1.1 and HTTP/2 framing in C, and one Python call
+moves every transfer whose socket is ready.
+
+Semantics kept ours, not libcurl's: no redirects (``FOLLOWLOCATION`` off,
+the planner follows them), no decoding (no ``ACCEPT_ENCODING``: raw bytes go
+to `polyfetch._body.Body`, which applies ``max_bytes`` on the wire and after
+decoding with its bomb guard, and the HEAD/204/304 rule), the header-size cap
+counted here. The total deadline and the read timeout are the task's park
+timer: at the deadline the transfer is removed (`TotalTimeout`); the read
+timeout is the time since libcurl last handed us a header line or a body
+chunk, counted from when the request was sent (``PRETRANSFER_TIME``), because
+libcurl's own ``LOW_SPEED_*`` options count in whole seconds. The connect
+timeout (TCP and TLS) is libcurl's ``CONNECTTIMEOUT_MS``. A cancelled task's
+``finally`` removes its handle, which closes a half-used connection.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import pycurl
+from greenlet import getcurrent
+
+from polyfetch._body import Body, response_body
+from polyfetch._plan import Response, Send, lower_headers, total_timeout
+from polyfetch._rlimit import raise_nofile_limit
+from polyfetch._tls import client_context
+from polyfetch.backends.greenlet import GreenletBackend, HubGroup
+from polyfetch.backends.hub import Hub, Waiter
+from polyfetch.errors import (
+    BackendError,
+    ConnectError,
+    ConnectTimeout,
+    DNSError,
+    FetchError,
+    InvalidURL,
+    ProtocolError,
+    ReadError,
+    ReadTimeout,
+    TLSError,
+    unexpected,
+)
+from polyfetch.settings import MAX_HEADER_BYTES, Settings
+
+if TYPE_CHECKING:
+    from polyfetch._runner import Runner
+
+_HEADER_LISTS_MAX = 1024
+_FEATURES = pycurl.version_info()[4]
+HTTP2_SUPPORTED = bool(_FEATURES & pycurl.VERSION_HTTP2)
+HTTP3_SUPPORTED = bool(_FEATURES & getattr(pycurl, "VERSION_HTTP3", 0))
+_ASYNCH_DNS = bool(_FEATURES & pycurl.VERSION_ASYNCHDNS)
+
+#: libcurl error codes -> our taxonomy (the rest: FetchError naming the code).
+_ERRORS: dict[int, type[FetchError]] = {  # CURLE_* values: libcurl's stable ABI
+    1: ProtocolError,  # UNSUPPORTED_PROTOCOL, e.g. "Received HTTP/0.9 when not allowed"
+    3: InvalidURL,  # URL_MALFORMAT
+    6: DNSError,  # COULDNT_RESOLVE_HOST
+    7: ConnectError,  # COULDNT_CONNECT
+    8: ProtocolError,  # WEIRD_SERVER_REPLY
+    16: ProtocolError,  # HTTP2: the framing layer
+    18: ReadError,  # PARTIAL_FILE: closed before Content-Length or the last chunk
+    28: ConnectTimeout,  # OPERATION_TIMEDOUT: only CONNECTTIMEOUT_MS is libcurl's to time
+    35: TLSError,  # SSL_CONNECT_ERROR
+    52: ReadError,  # GOT_NOTHING
+    55: ReadError,  # SEND_ERROR
+    56: ReadError,  # RECV_ERROR (bad chunked framing too: see _error)
+    60: TLSError,  # PEER_FAILED_VERIFICATION
+    77: TLSError,  # SSL_CACERT_BADFILE
+    92: ReadError,  # HTTP2_STREAM: the server reset our stream
+    95: ProtocolError,  # HTTP3
+    96: ConnectError,  # QUIC_CONNECT_ERROR
+    100: ProtocolError,  # TOO_LARGE: a header line over libcurl's own limit
+}
+#: What to say when libcurl gives a code but no message.
+_PLAIN = {100: "response header too large"}
+
+
+def _error(code: int, message: str, send: Send) -> FetchError:
+    """libcurl's result code and message as a `polyfetch.errors` error."""
+    where = f"{send.target.host}:{send.target.port}"
+    cls = _ERRORS.get(code)
+    message = message or _PLAIN.get(code, "no message")
+    if cls is ReadError and "chunk" in message.lower():  # bad chunked framing is RECV_ERROR
+        cls = ProtocolError
+    if cls is None:
+        return FetchError(f"libcurl error {code} from {where}: {message}")
+    return cls(f"{message} ({where})")
+
+
+class _Handle:
+    """One reusable easy handle and the state of the attempt it carries."""
+
+    __slots__ = (
+        "body",
+        "code",
+        "curl",
+        "done",
+        "error",
+        "head_bytes",
+        "headers",
+        "last",
+        "message",
+        "mode",
+        "raw",
+        "send",
+        "settings",
+        "started",
+        "status",
+        "version",
+        "waiter",
+    )
+
+    def __init__(self, settings: Settings, base: list[tuple[int, Any]]) -> None:
+        self.settings = settings
+        curl = self.curl = pycurl.Curl()
+        for option, value in base:
+            curl.setopt(option, value)
+        curl.setopt(pycurl.WRITEFUNCTION, self._write)
+        curl.setopt(pycurl.HEADERFUNCTION, self._header)
+        curl.handle = self  # type: ignore[attr-defined]
+        self.mode: tuple[str, bool] = ("GET", False)  #: the method set, and whether a body
+        self.send: Send | None = None  #: the attempt in flight
+        self.waiter: Waiter | None = None
+        self.clear()
+
+    def clear(self) -> None:
+        """Forget the last attempt (keeps no body or headers alive between attempts)."""
+        self.body: Body | None = None
+        self.error: FetchError | None = None
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.headers: dict[str, str] = {}
+        self.status = self.code = self.head_bytes = 0
+        self.version: str | None = None
+        self.message = ""
+        self.done = False
+        self.started = self.last = 0.0
+
+    def _header(self, line: bytes) -> int | None:
+        # One header line at a time, status lines of 1xx responses and the blank line included;
+        # after the final head, only trailers come (ignored).
+        self.last = time.monotonic()
+        if self.body is not None or self.error is not None:
+            return None
+        self.head_bytes += len(line)
+        if self.head_bytes > MAX_HEADER_BYTES:
+            self.error = ProtocolError(
+                f"malformed response: header block over {MAX_HEADER_BYTES} bytes"
+            )
+            return 0
+        if line.startswith(b"HTTP/"):
+            parts = line.split(None, 2)
+            self.version = parts[0][5:].decode("ascii", "replace")
+            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+            self.raw.clear()
+        elif line in (b"\r\n", b"\n"):
+            if self.status < 200:  # 1xx: its head is skipped, the real response follows
+                return None
+            headers = self.headers = lower_headers(self.raw)
+            try:
+                assert self.send is not None
+                self.body = response_body(
+                    self.settings,
+                    self.send,
+                    self.status,
+                    headers.get("content-encoding"),
+                    headers.get("content-length"),
+                )
+            except FetchError as exc:  # TooLarge from the announced length
+                self.error = exc
+                return 0
+        else:
+            name, sep, value = line.partition(b":")
+            if sep:
+                self.raw.append((name.strip(), value.strip()))
+        return None
+
+    def _write(self, data: bytes) -> int | None:
+        self.last = time.monotonic()
+        body = self.body
+        if body is None:  # cannot happen after a complete head; refuse rather than guess
+            self.error = ProtocolError("response body before its head")
+            return 0
+        try:
+            body.feed(data)
+        except FetchError as exc:  # TooLarge, a corrupt encoding: abort the transfer
+            self.error = exc
+            return 0
+        return None
+
+    def outcome(self, send: Send) -> Response | FetchError:
+        """The finished transfer as a `Response` or an error."""
+        if self.error is not None:
+            return self.error
+        if self.code:
+            return _error(self.code, self.message, send)
+        if self.body is None:
+            if self.status and self.status >= 200 and not self.raw:
+                return ProtocolError(f"incomplete response head from {send.target.authority}")
+            return ReadError(f"{send.target.authority} closed the connection mid-response")
+        body = self.body
+        data = body.finish()
+        return Response(self.status, self.headers, data, body.size, list(self.raw), self.version)
+
+
+class _Socket:
+    """One of libcurl's sockets in the hub's selector: readiness becomes ``socket_action``."""
+
+    __slots__ = ("driver", "fd")
+
+    def __init__(self, driver: Multi, fd: int) -> None:
+        self.driver = driver
+        self.fd = fd
+
+    def fire(self, mask: int) -> None:  # selectors' READ/WRITE bits are libcurl's CSELECT_IN/OUT
+        self.driver.act(self.fd, mask)
+
+
+class _Timer(Waiter):
+    """libcurl's one multi timer, as a hub timer."""
+
+    __slots__ = ("driver",)
+
+    def __init__(self, driver: Multi) -> None:
+        self.driver = driver
+        self.armed = True
+
+    def fire(self, value: object) -> None:
+        if self.armed:
+            self.armed = False
+            self.driver.act(pycurl.SOCKET_TIMEOUT, 0)
+
+
+class Multi:
+    """The backend's one ``CurlMulti``, its easy handles, and one attempt at a time per task."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        self.hub = hub
+        self.settings = settings
+        self._selector = hub.selector
+        self._sockets: dict[int, _Socket] = {}
+        self._timer: _Timer | None = None
+        self._added = 0  # transfers in the multi handle not yet seen finished
+        self._free: list[_Handle] = []
+        self._all: list[_Handle] = []
+        self._header_lists: dict[tuple[tuple[str, str], ...], list[str]] = {}
+        self._base = _base_options(settings)
+        m = self.multi = pycurl.CurlMulti()
+        m.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
+        m.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
+        # idle connections kept: as many as may be busy at once (libcurl's default is 4x handles)
+        m.setopt(pycurl.M_MAXCONNECTS, max(settings.concurrency, settings.per_host))
+        if settings.http2 or settings.http3:
+            m.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
+
+    # -- libcurl's callbacks (run inside socket_action / add_handle / remove_handle) -------
+
+    def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
+        sockets, selector = self._sockets, self._selector
+        if what == pycurl.POLL_REMOVE:
+            if sockets.pop(fd, None) is not None:
+                selector.unregister(fd)
+            return
+        events = what & 3  # POLL_IN 1, POLL_OUT 2, POLL_INOUT 3: the selectors' bits
+        watcher = sockets.get(fd)
+        if watcher is None:
+            watcher = sockets[fd] = _Socket(self, fd)
+            selector.register(fd, events, watcher)
+        else:
+            selector.modify(fd, events, watcher)
+
+    def _on_timer(self, ms: int) -> None:
+        timer = self._timer
+        if timer is not None:
+            self.hub.disarm(timer)
+            self._timer = None
+        if ms >= 0:
+            timer = self._timer = _Timer(self)
+            self.hub.call_at(time.monotonic() + ms / 1000, timer)
+
+    # -- driving ----------------------------------------------------------------------------
+
+    def act(self, fd: int, mask: int) -> None:
+        """Let libcurl move ``fd`` (or its timers), then wake the tasks whose transfers ended."""
+        _, running = self.multi.socket_action(fd, mask)
+        if running < self._added:
+            self._collect()
+
+    def _collect(self) -> None:
+        while True:
+            queued, ok, failed = self.multi.info_read()
+            for curl in ok:
+                self._finished(curl.handle, 0, "")
+            for curl, code, message in failed:
+                self._finished(curl.handle, code, message)
+            if not queued:
+                return
+
+    def _finished(self, h: _Handle, code: int, message: str) -> None:
+        if h.done:
+            return
+        h.done = True
+        h.code, h.message = code, message
+        self._added -= 1
+        if h.waiter is not None:
+            self.hub.wake(h.waiter)
+
+    # -- one attempt ------------------------------------------------------------------------
+
+    def attempt(self, send: Send) -> Response | FetchError:
+        """One transfer, parked on the hub until it ends, the read timeout or the deadline."""
+        h = self._free.pop() if self._free else self._new_handle()
+        curl = h.curl
+        added = False
+        try:
+            curl.setopt(pycurl.URL, send.target.url)
+            curl.setopt(pycurl.HTTPHEADER, self._header_list(send.headers))
+            curl.setopt(pycurl.CONNECTTIMEOUT_MS, _ms(send.connect_timeout))
+            body = send.body
+            mode = (send.method, body is not None)
+            if mode != h.mode:
+                self._set_method(curl, send.method, body)
+                h.mode = mode
+            elif body is not None:
+                curl.setopt(pycurl.POSTFIELDSIZE, len(body))
+                curl.setopt(pycurl.COPYPOSTFIELDS, body)
+            h.send = send
+            h.started = h.last = time.monotonic()
+            self.multi.add_handle(curl)
+            added = True
+            self._added += 1
+            return self._wait(h, send)
+        finally:
+            if added:
+                if not h.done:
+                    self._added -= 1
+                self.multi.remove_handle(curl)  # closes a half-used connection
+            h.waiter = None
+            h.clear()
+            self._free.append(h)
+
+    def _wait(self, h: _Handle, send: Send) -> Response | FetchError:
+        hub, deadline, read_timeout = self.hub, send.deadline, send.read_timeout
+        sent = False  # the request is out: from then on, silence counts as read time
+        while True:
+            h.waiter = waiter = Waiter(getcurrent())
+            until = h.last + read_timeout
+            if hub.park(waiter, until if until < deadline else deadline) or h.done:
+                return h.outcome(send)
+            now = time.monotonic()
+            if now >= deadline:
+                return total_timeout(send)
+            if not sent:
+                pretransfer = h.curl.getinfo(pycurl.PRETRANSFER_TIME)
+                if not pretransfer:  # still connecting: CONNECTTIMEOUT_MS rules that phase
+                    h.last = now
+                    continue
+                sent = True
+                h.last = max(h.last, h.started + pretransfer)
+            if now - h.last >= read_timeout:
+                return ReadTimeout(
+                    f"reading from {send.target.host}:{send.target.port} took longer "
+                    f"than {read_timeout:g} s"
+                )
+
+    def _new_handle(self) -> _Handle:
+        h = _Handle(self.settings, self._base)
+        self._all.append(h)
+        return h
+
+    @staticmethod
+    def _set_method(curl: Any, method: str, body: bytes | None) -> None:
+        """The request line's method and the body. NOBODY for HEAD; HTTPGET turns NOBODY and
+        POST off again; a body is copied (COPYPOSTFIELDS) with its size set first, so bytes
+        with NULs go whole; any other method name rides on CUSTOMREQUEST."""
+        curl.unsetopt(pycurl.CUSTOMREQUEST)
+        if method == "HEAD":
+            curl.setopt(pycurl.NOBODY, 1)
+            return
+        curl.setopt(pycurl.HTTPGET, 1)
+        if body is not None:
+            curl.setopt(pycurl.POSTFIELDSIZE, len(body))
+            curl.setopt(pycurl.COPYPOSTFIELDS, body)
+        if method != ("POST" if body is not None else "GET"):
+            curl.setopt(pycurl.CUSTOMREQUEST, method)
+
+    def _header_list(self, headers: tuple[tuple[str, str], ...]) -> list[str]:
+        found = self._header_lists.get(headers)
+        if found is None:
+            # "Name:" would remove a header of libcurl's own; "Name;" sends it empty
+            found = [f"{k}: {v}" if v else f"{k};" for k, v in headers]
+            found.append("Expect:")  # never wait for 100-continue
+            if not any(k.lower() == "content-type" for k, _ in headers):
+                found.append("Content-Type:")  # no form type of libcurl's own for a body
+            if len(self._header_lists) >= _HEADER_LISTS_MAX:
+                self._header_lists.clear()
+            self._header_lists[headers] = found
+        return found
+
+    def close(self) -> None:
+        """Close every easy handle, then the multi handle and with it every connection."""
+        for h in self._all:
+            h.curl.close()
+        self._all.clear()
+        self._free.clear()
+        if self._timer is not None:
+            self.hub.disarm(self._timer)
+            self._timer = None
+        self.multi.close()
+        for fd in list(self._sockets):  # libcurl said POLL_REMOVE for these already, normally
+            self._selector.unregister(fd)
+        self._sockets.clear()
+
+
+def _base_options(s: Settings) -> list[tuple[int, Any]]:
+    """The options every easy handle keeps for its whole life."""
+    opts: list[tuple[int, Any]] = [
+        (pycurl.NOSIGNAL, 1),
+        (pycurl.FOLLOWLOCATION, 0),  # the planner decides redirects
+        (pycurl.TCP_NODELAY, 1),
+        (pycurl.BUFFERSIZE, 64 * 1024),
+        (pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS),
+        (pycurl.SSL_VERIFYPEER, 1 if s.verify else 0),
+        (pycurl.SSL_VERIFYHOST, 2 if s.verify else 0),
+    ]
+    if s.verify and s.ca_bundle:
+        opts.append((pycurl.CAINFO, s.ca_bundle))
+    if s.http3 or s.http2:
+        # PIPEWAIT: a transfer waits for a connection being made to the same host rather than
+        # opening its own, so that concurrent requests multiplex over one connection
+        version = pycurl.CURL_HTTP_VERSION_3 if s.http3 else pycurl.CURL_HTTP_VERSION_2TLS
+        opts += [(pycurl.HTTP_VERSION, version), (pycurl.PIPEWAIT, 1)]
+    else:  # libcurl's default is 2TLS: stay on HTTP/1.1 like the other backends
+        opts.append((pycurl.HTTP_VERSION, pycurl.CURL_HTTP_VERSION_1_1))
+    return opts
+
+
+class CurlGroup(HubGroup):
+    """`HubGroup` whose attempts are libcurl transfers."""
+
+    def perform(self, send: Send) -> Response | FetchError:
+        """One transfer (`Multi.attempt`); never raises but GreenletExit."""
+        try:
+            return self._client.attempt(send)  # type: ignore[attr-defined, no-any-return]
+        except FetchError as exc:
+            return exc
+        except pycurl.error as exc:  # a setopt libcurl refused
+            return unexpected(exc)
+
+
+class CurlBackend(GreenletBackend):
+    """libcurl's multi interface on the greenlet hub; see the module docstring."""
+
+    name = "curl"
+    http_versions = frozenset({"2", "3"})  # when the bundled libcurl has them (checked at start)
+
+    def start(self) -> None:
+        """Check libcurl's features, build the hub and the multi handle; raise the fd limit."""
+        s = self.settings
+        if s.http2 and not HTTP2_SUPPORTED:
+            raise BackendError(f"http2=True, but this libcurl has no HTTP/2: {pycurl.version}")
+        if s.http3 and not HTTP3_SUPPORTED:
+            raise BackendError(f"http3=True, but this libcurl has no HTTP/3: {pycurl.version}")
+        if not _ASYNCH_DNS:
+            raise BackendError(
+                f"this libcurl resolves names synchronously (no AsynchDNS), which would block "
+                f"every transfer: {pycurl.version}"
+            )
+        client_context(s.verify, s.ca_bundle)  # the same ConfigError for an unreadable CA bundle
+        raise_nofile_limit()
+        self.hub = Hub()
+        self.client = Multi(self.hub, s)  # type: ignore[assignment]
+        self.groups: set[HubGroup] = set()
+
+    def group(self, runner: Runner) -> CurlGroup:
+        """A new group on this backend's hub."""
+        self.hub.check_thread()
+        return CurlGroup(self, runner)
+
+
+def _ms(seconds: float) -> int:
+    """Seconds as libcurl's milliseconds: at least 1 (0 means "no timeout"), at most a C long's
+    worth that any platform takes (~24 days; ``inf`` included)."""
+    return max(1, int(seconds * 1000)) if seconds < 2_000_000 else 2_000_000_000
