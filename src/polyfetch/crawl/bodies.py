@@ -38,8 +38,8 @@ class Bodies:
                 reason = HTTPStatus(r.status or 0).phrase
             except ValueError:
                 reason = ""
-            head = [f"HTTP/1.1 {r.status} {reason}".rstrip()]
-            head += [f"{name}: {value}" for name, value in r.headers.items()]
+            head = [f"HTTP/{r.http_version or '1.1'} {r.status} {reason}".rstrip()]
+            head += [f"{name}: {value}" for name, value in r.header_list]
             self._out.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1", "replace"))
         self._out.write(r.body or b"")
         self._out.flush()
