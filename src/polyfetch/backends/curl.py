@@ -27,6 +27,7 @@ timeout (TCP and TLS) is libcurl's ``CONNECTTIMEOUT_MS``. A cancelled task's
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -88,11 +89,15 @@ _ERRORS: dict[int, type[FetchError]] = {  # CURLE_* values: libcurl's stable ABI
 _PLAIN = {100: "response header too large"}
 
 
+_AFTER = re.compile(r" after \d+ ms")
+
+
 def _error(code: int, message: str, send: Send) -> FetchError:
     """libcurl's result code and message as a `polyfetch.errors` error."""
     where = f"{send.target.host}:{send.target.port}"
     cls = _ERRORS.get(code)
-    message = message or _PLAIN.get(code, "no message")
+    # "after 10 ms" in libcurl's messages would make two runs' records differ
+    message = _AFTER.sub("", message) if message else _PLAIN.get(code, "no message")
     if cls is ReadError and "chunk" in message.lower():  # bad chunked framing is RECV_ERROR
         cls = ProtocolError
     if cls is None:
@@ -335,7 +340,7 @@ class Multi:
                 h.mode = mode
             elif body is not None:
                 curl.setopt(pycurl.POSTFIELDSIZE, len(body))
-                curl.setopt(pycurl.COPYPOSTFIELDS, body)
+                curl.setopt(pycurl.POSTFIELDS, body)
             h.send = send
             h.started = h.last = time.monotonic()
             self.multi.add_handle(curl)
@@ -383,8 +388,9 @@ class Multi:
     @staticmethod
     def _set_method(curl: Any, method: str, body: bytes | None) -> None:
         """The request line's method and the body. NOBODY for HEAD; HTTPGET turns NOBODY and
-        POST off again; a body is copied (COPYPOSTFIELDS) with its size set first, so bytes
-        with NULs go whole; any other method name rides on CUSTOMREQUEST."""
+        POST off again; a body (POSTFIELDS: pycurl holds a reference to the bytes, which the Send
+        keeps alive for the transfer) has its size set first, so bytes with NULs go whole; any
+        other method name rides on CUSTOMREQUEST."""
         curl.unsetopt(pycurl.CUSTOMREQUEST)
         if method == "HEAD":
             curl.setopt(pycurl.NOBODY, 1)
@@ -392,7 +398,7 @@ class Multi:
         curl.setopt(pycurl.HTTPGET, 1)
         if body is not None:
             curl.setopt(pycurl.POSTFIELDSIZE, len(body))
-            curl.setopt(pycurl.COPYPOSTFIELDS, body)
+            curl.setopt(pycurl.POSTFIELDS, body)
         if method != ("POST" if body is not None else "GET"):
             curl.setopt(pycurl.CUSTOMREQUEST, method)
 

@@ -15,10 +15,11 @@ from polyfetch.testing.servers import Servers
 
 @check
 def check_host_sorted_list_keeps_every_host_busy(harness: Harness, servers: Servers) -> None:
-    """20 hosts x 8 URLs sorted by host, per_host=2, concurrency=40: all 20 hosts are
-    served at once (the server sees 40 in flight), never more than 2 per host."""
+    """20 hosts x 8 URLs sorted by host, per_host=2, concurrency=40: the hosts are served
+    side by side (the server sees at least 20 in flight, where input order gives 4), never
+    more than 2 per host."""
     hosts = len(servers.hosts)
-    urls = [servers.on(h, f"/delay/150?i={i}") for h in range(hosts) for i in range(8)]
+    urls = [servers.on(h, f"/delay/300?i={i}") for h in range(hosts) for i in range(8)]
     servers.reset_stats()
     results = harness.run(urls, concurrency=2 * hosts, per_host=2)
     assert sorted(r.index for r in results) == list(range(len(urls)))
@@ -29,8 +30,9 @@ def check_host_sorted_list_keeps_every_host_busy(harness: Harness, servers: Serv
     assert len(peaks) == hosts, f"hosts seen: {sorted(peaks)}"
     assert max(peaks.values()) <= 2, f"per_host=2, but the server saw {peaks}"
     total = stats["_total"]["peak"]
-    # In input order, the window would hold 2 hosts' items at a time: a peak of 4.
-    assert total >= 1.5 * hosts, f"every host should be busy at once: peak {total} in flight"
+    # In input order, the window would hold 2 hosts' items at a time: a peak of 4. (Not 2 x
+    # hosts: on a loaded machine a backend may not have every request out at one instant.)
+    assert total >= hosts, f"every host should be busy at once: peak {total} in flight"
     assert total <= 2 * hosts, f"concurrency={2 * hosts}, the server saw {total} in flight"
 
 
