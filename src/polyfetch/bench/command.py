@@ -18,7 +18,7 @@ from typing import Any, TextIO
 
 from polyfetch import backends
 from polyfetch.bench import peers, plots, report
-from polyfetch.bench.run import Cell, run_rounds, start_server, stop, summarize
+from polyfetch.bench.run import Cell, run_rounds, start_server, stop_server, summarize
 from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
 
 #: what the bench extra brings: the plots' matplotlib, the tls scenario's trustme
@@ -26,7 +26,7 @@ BENCH_HINT = "pip install 'polyfetch[bench]'"
 
 LIBRARIES = (
     *("polyfetch", "aiohttp", "uvloop", "urllib3", "gevent", "greenlet", "h11"),
-    *("selectolax", "httpx", "requests", "matplotlib"),
+    *("selectolax", "httpx", "requests", "matplotlib", "pycurl"),
 )
 
 
@@ -42,7 +42,7 @@ def machine() -> dict[str, Any]:
     for name in LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             libraries[name] = metadata.version(name)
-    if "curl" in peers.available():
+    if "curl-cli" in peers.available():
         libraries["curl"] = subprocess.run(
             ["curl", "--version"], capture_output=True, text=True, check=False
         ).stdout.split()[1]
@@ -63,7 +63,9 @@ def _split(text: str) -> list[str]:
 
 def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] | str:
     """(scenarios, backends, peers) from the options, or what is wrong with them."""
-    names, wanted = _split(args.scenarios), _split(args.backends)
+    names = _split(args.scenarios)
+    # from the registry, so that a backend added there is benchmarked with no change here
+    wanted = backends.available() if args.backends == "auto" else _split(args.backends)
     bad = [n for n in names if n not in BUILDERS] + [b for b in wanted if b not in backends.NAMES]
     installed = peers.available()
     if args.peers == "auto":
@@ -73,7 +75,7 @@ def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] 
     else:
         chosen = _split(args.peers)
         bad += [p for p in chosen if p not in peers.NEEDS]
-        if "curl" in chosen and "curl" not in installed:  # no pip line brings it
+        if "curl-cli" in chosen and "curl-cli" not in installed:  # no pip line brings it
             return "curl is not on PATH (install curl, or leave it out of --peers)"
     if bad or not names or not wanted or (args.repeat is not None and args.repeat < 1):
         return f"bad arguments {bad}" if bad else "nothing to run"
@@ -177,15 +179,19 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
     results["runs"] = runs  # filled as runs end
     try:
-        with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tls_dir:
-            server = start_server(tls_dir if any(c.point.tls for c in cells) else None)
+        with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tmp:
+            server = start_server(
+                tmp if any(c.point.tls for c in cells) else None,
+                os.path.join(tmp, "nginx") if any(c.point.static for c in cells) else None,
+            )
+            results["static_server"] = server.static
             try:
                 with _Display(err, len(cells) * repeat) as display:
                     for cell, record in run_rounds(cells, server, repeat):
                         runs[cell.key].append(record)
                         display.done(cell, record)
             finally:
-                stop(server.proc)
+                stop_server(server)
     except KeyboardInterrupt:  # keep what was measured: the report says it is partial
         results["interrupted"] = True
         err.write("polyfetch bench: interrupted; writing what was measured\n")

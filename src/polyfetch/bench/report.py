@@ -326,6 +326,8 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         "efficiency = ideal makespan (ceil(N / concurrency) x latency) / wall time; "
         "model s = ideal + N x the client's CPU per request in the throughput scenario.",
     ]
+    if results.get("static_server"):
+        lines[-1] += f" Static files (throughput, large) served by {results['static_server']}."
     if results.get("quick"):
         lines += [
             "",

@@ -32,6 +32,7 @@ class Point:
     tls: bool = False  # over HTTPS, trusting a CA made for the run
     hosts: int = 0  # spread over this many hosts (127.0.0.2, ...), sorted by host; 0: one
     per_host: int | None = None  # the client's per-host limit (None: concurrency)
+    static: bool = False  # a file of `polyfetch.bench.nginx.SIZES`: nginx serves it when it can
 
     def urls(self, base: str) -> list[str]:
         """The point's URL list on the server at ``base`` (with ``hosts``, host-sorted)."""
@@ -110,7 +111,7 @@ def _throughput(quick: bool) -> Scenario:
         "throughput",
         "Throughput-bound: 100-byte bodies, no delay, concurrency 100",
         "What does one request cost each stack in CPU?",
-        Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True),
+        Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True, static=True),
     )
 
 
@@ -120,7 +121,7 @@ def _large(quick: bool) -> Scenario:
         "large",
         "Large bodies: 1 MiB each, concurrency 10",
         "What do copying and buffering cost?",
-        Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True),
+        Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True, static=True),
     )
 
 
