@@ -22,7 +22,7 @@ from dataclasses import replace
 import pytest
 
 import polyfetch
-from polyfetch.bench import nginx, peers, report
+from polyfetch.bench import nginx, peers, report, run
 from polyfetch.bench.run import (
     Cell,
     Server,
@@ -69,8 +69,10 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         assert (record["efficiency"] is None) == (point.latency_ms == 0)
         if point.executor == "process":  # the pool's workers were counted
             assert record["children_rss_mib"] > 0
+    assert results["capacity"]["rps"] > 0  # measured before the latency points were sized
+    assert results["static_server"].startswith("nginx " if nginx.available() else "the built-in")
     clients = {c["client"] for c in results["cells"]}
-    assert {"threads", "asyncio", "greenlet", "gevent"} <= clients
+    assert set(polyfetch.available_backends()) <= clients
     assert {"peer:aiohttp", "peer:urllib3-threads", "peer:urllib3-gevent"} <= clients
 
     text = (out / "report.md").read_text()
@@ -505,3 +507,34 @@ def test_without_nginx_static_points_stay_on_the_built_in_server(tmp_path, monke
         assert started.base(point) == started.http and started.serving(point) is started.proc
     finally:
         stop_server(started)
+
+
+def test_latency_delays_keep_the_server_under_half_its_capacity():
+    from polyfetch.bench.scenarios import latency_delay_ms
+
+    assert latency_delay_ms(5000, None) == 100  # not measured: the classic 100 ms
+    assert latency_delay_ms(100, 8000) == 100  # 1,000 req/s asked of 8,000
+    assert latency_delay_ms(1000, 8000) == 500  # 10,000 at 100 ms, 5,000 at 200: too many
+    assert latency_delay_ms(5000, 12_000) == 1000
+    assert latency_delay_ms(5000, 10) == 5000  # a server too slow for any: the longest
+    (latency,) = scenarios(["latency"], quick=False, capacity=12_000)
+    for point in latency.points:
+        assert point.concurrency / (point.latency_ms / 1000) < 6000
+        assert f"/delay/{point.latency_ms}?" in point.path
+    assert "capacity 12,000 req/s" in latency.title
+
+
+def test_capacity_is_a_burst_on_the_latency_path(server):
+    client = "peer:pycurl" if "pycurl" in peers.available() else "greenlet"
+    urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
+    found = run.capacity(server, client, requests=200)
+    assert found["rps"] > 0 and found["server_cpu_pct"] >= 0 and found["client"] == client
+    with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
+        assert json.load(resp)["_total"]["requests"] == 200  # the built-in server's, not nginx's
+    results = _results({"threads": [90, 200]})
+    results["scenarios"][0]["question"] = "?"
+    machine = {"cpu": "a CPU", "cores": 2, "memory_gib": 1, "system": "s", "python": "3"}
+    results |= {"command": "polyfetch bench", "started": "now", "repeat": 3, "capacity": found}
+    results["machine"] = machine | {"libraries": {}}
+    text = report.markdown(results, [])
+    assert f"capacity, measured first ({client}): {found['rps']:,.0f} req/s" in text

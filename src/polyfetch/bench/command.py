@@ -17,7 +17,7 @@ from importlib import metadata
 from typing import Any, TextIO
 
 from polyfetch import backends
-from polyfetch.bench import peers, plots, report
+from polyfetch.bench import peers, plots, report, run
 from polyfetch.bench.run import Cell, run_rounds, start_server, stop_server, summarize
 from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
 
@@ -158,12 +158,7 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     if cannot is not None:
         err.write(f"polyfetch bench: {cannot}\n")
         return 2
-    cells = [
-        Cell(point, client)
-        for scenario in plan
-        for point in scenario.points
-        for client in runnable + ([f"peer:{p}" for p in peer_names] if point.peers else [])
-    ]
+    cells = _cells(plan, runnable, peer_names)
     os.makedirs(args.out, exist_ok=True)
     results: dict[str, Any] = {
         "command": shlex.join(["polyfetch", "bench", *argv]),
@@ -177,7 +172,7 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     if no_plots is not None:
         results["plots_skipped"] = no_plots
     runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
-    results["runs"] = runs  # filled as runs end
+    results["runs"] = runs  # filled as runs end (the cells' keys stay when delays change)
     try:
         with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tmp:
             server = start_server(
@@ -186,6 +181,14 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
             )
             results["static_server"] = server.static
             try:
+                burst = _burst_client(runnable)
+                if "latency" in names and burst:  # delays the server can serve at every c
+                    found = run.capacity(server, burst, requests=500 if args.quick else 3000)
+                    results["capacity"] = found
+                    plan = scenarios(names, quick=args.quick, capacity=found.get("rps"))
+                    cells = _cells(plan, runnable, peer_names)
+                    results["scenarios"] = [scenario_record(s) for s in plan]
+                    results["cells"] = [{"point": c.point.key, "client": c.client} for c in cells]
                 with _Display(err, len(cells) * repeat) as display:
                     for cell, record in run_rounds(cells, server, repeat):
                         runs[cell.key].append(record)
@@ -210,6 +213,22 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         return 130
     failed = any("failed" in r for records in runs.values() for r in records)
     return 1 if failed else 0
+
+
+def _cells(plan: list[Scenario], runnable: list[str], peer_names: list[str]) -> list[Cell]:
+    return [
+        Cell(point, client)
+        for scenario in plan
+        for point in scenario.points
+        for client in runnable + ([f"peer:{p}" for p in peer_names] if point.peers else [])
+    ]
+
+
+def _burst_client(runnable: list[str]) -> str | None:
+    """The fastest client at hand for the capacity burst: the raw pycurl loop, else a backend."""
+    if "pycurl" in peers.available():
+        return "peer:pycurl"
+    return backends.DEFAULT if backends.DEFAULT in runnable else next(iter(runnable), None)
 
 
 def scenario_record(scenario: Scenario) -> dict[str, Any]:

@@ -175,6 +175,24 @@ def run_cell(cell: Cell, server: Server, prefix: Sequence[str] = ()) -> dict[str
     return record
 
 
+def capacity(server: Server, client: str, *, requests: int) -> dict[str, Any]:
+    """The built-in server's rate on a burst of undelayed GETs of the latency path, with
+    ``client`` at concurrency 64: {client, requests, rps, server_cpu_pct}, or {failed}.
+
+    A client slower than the server understates it, which only makes delays longer.
+    """
+    point = Point("capacity", 64, requests, 64, "/delay/0?size=100&i={i}")
+    record = run_cell(Cell(point, client), server)
+    if "failed" in record or record["ok"] != requests:
+        return {"client": client, "failed": record.get("failed") or f"errors {record['errors']}"}
+    return {
+        "client": client,
+        "requests": requests,
+        "rps": record["rps"],
+        "server_cpu_pct": record["server_cpu_s"] / record["wall_s"] * 100,
+    }
+
+
 def _record(status: int | None, out: str, err: str) -> dict[str, Any]:
     """The probe's JSON line, or a ``failed`` record saying why there is none."""
     lines = out.strip().splitlines()

@@ -77,27 +77,44 @@ class Scenario:
 _LATENCY_REQUESTS = {10: 200, 100: 2000, 1000: 10_000, 5000: 15_000}
 
 
-def _latency(quick: bool) -> Scenario:
-    delay = 100
+#: the delays a latency point may get, shortest first (ms)
+DELAYS_MS = (100, 200, 500, 1000, 2000, 5000)
+
+
+def latency_delay_ms(concurrency: int, capacity: float | None) -> int:
+    """The shortest of `DELAYS_MS` at which ``concurrency`` in flight asks the server for
+    under half its ``capacity`` (req/s), so that the server is never what a run measures."""
+    for delay in DELAYS_MS:
+        if not capacity or concurrency / (delay / 1000) < capacity / 2:
+            return delay
+    return DELAYS_MS[-1]
+
+
+def _latency(quick: bool, capacity: float | None = None) -> Scenario:
     levels = (10, 100) if quick else (10, 100, 1000, 5000)
-    points = tuple(
-        Point(
-            "latency",
-            c,
-            requests=2 * c if quick else _LATENCY_REQUESTS[c],
-            concurrency=c,
-            path=f"/delay/{delay}?size=100&i={{i}}",
-            latency_ms=delay,
+    points = []
+    for c in levels:
+        delay = latency_delay_ms(c, capacity)
+        points.append(
+            Point(
+                "latency",
+                c,
+                requests=2 * c if quick else _LATENCY_REQUESTS[c],
+                concurrency=c,
+                path=f"/delay/{delay}?size=100&i={{i}}",
+                latency_ms=delay,
+            )
         )
-        for c in levels
-    )
+    delays = sorted({p.latency_ms for p in points})
+    said = f"{delays[0]} ms" if len(delays) == 1 else f"{delays[0]} to {delays[-1]} ms"
+    why = f" (capacity {capacity:,.0f} req/s: c / delay under half of it)" if capacity else ""
     return Scenario(
         "latency",
-        f"Latency-bound: every response takes {delay} ms, concurrency rising",
+        f"Latency-bound: every response takes {said}{why}, concurrency rising",
         "Where does each model stop scaling as concurrency rises?",
         "concurrency",
         "req/s",
-        points,
+        tuple(points),
     )
 
 
@@ -210,6 +227,9 @@ BUILDERS = {
 }
 
 
-def scenarios(names: list[str], *, quick: bool) -> list[Scenario]:
-    """The named scenarios, in the order given, sized for a quick or a full run."""
-    return [BUILDERS[name](quick) for name in names]
+def scenarios(names: list[str], *, quick: bool, capacity: float | None = None) -> list[Scenario]:
+    """The named scenarios, in the order given, sized for a quick or a full run; the latency
+    scenario's delays fit the server's measured ``capacity`` (req/s) when given."""
+    return [
+        _latency(quick, capacity) if name == "latency" else BUILDERS[name](quick) for name in names
+    ]
