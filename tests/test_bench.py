@@ -55,7 +55,9 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["repeat"] == 1 and results["machine"]["cores"] >= 1
     assert {"python", "cpu", "libraries"} <= set(results["machine"])
-    planned = scenarios(list(BUILDERS), quick=True)
+    # sized, as the bench sized them, for the capacity it measured first
+    assert results["capacity"]["rps"] > 0
+    planned = scenarios(list(BUILDERS), quick=True, capacity=results["capacity"]["rps"])
     assert [s["name"] for s in results["scenarios"]] == list(BUILDERS)
     points = {p.key: p for s in planned for p in s.points}
     assert {c["point"] for c in results["cells"]} == set(points)
@@ -69,7 +71,6 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         assert (record["efficiency"] is None) == (point.latency_ms == 0)
         if point.executor == "process":  # the pool's workers were counted
             assert record["children_rss_mib"] > 0
-    assert results["capacity"]["rps"] > 0  # measured before the latency points were sized
     assert results["static_server"].startswith("nginx " if nginx.available() else "the built-in")
     clients = {c["client"] for c in results["cells"]}
     assert set(polyfetch.available_backends()) <= clients
