@@ -6,6 +6,7 @@ given, and left well-formed results, report and plots behind.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -21,11 +22,19 @@ from dataclasses import replace
 import pytest
 
 import polyfetch
-from polyfetch.bench import peers, report
-from polyfetch.bench.run import Cell, Server, command, run_cell, start_server, summarize
+from polyfetch.bench import nginx, peers, report, run
+from polyfetch.bench.run import (
+    Cell,
+    Server,
+    command,
+    cpu_seconds,
+    run_cell,
+    start_server,
+    stop_server,
+    summarize,
+)
 from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
 from polyfetch.cli import main
-from polyfetch.testing import stop
 from tests.conftest import closed_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -46,7 +55,9 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["repeat"] == 1 and results["machine"]["cores"] >= 1
     assert {"python", "cpu", "libraries"} <= set(results["machine"])
-    planned = scenarios(list(BUILDERS), quick=True)
+    # sized, as the bench sized them, for the capacity it measured first
+    assert results["capacity"]["rps"] > 0
+    planned = scenarios(list(BUILDERS), quick=True, capacity=results["capacity"]["rps"])
     assert [s["name"] for s in results["scenarios"]] == list(BUILDERS)
     points = {p.key: p for s in planned for p in s.points}
     assert {c["point"] for c in results["cells"]} == set(points)
@@ -60,8 +71,9 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         assert (record["efficiency"] is None) == (point.latency_ms == 0)
         if point.executor == "process":  # the pool's workers were counted
             assert record["children_rss_mib"] > 0
+    assert results["static_server"].startswith("nginx " if nginx.available() else "the built-in")
     clients = {c["client"] for c in results["cells"]}
-    assert {"threads", "asyncio", "greenlet", "gevent"} <= clients
+    assert set(polyfetch.available_backends()) <= clients
     assert {"peer:aiohttp", "peer:urllib3-threads", "peer:urllib3-gevent"} <= clients
 
     text = (out / "report.md").read_text()
@@ -79,12 +91,14 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """The benchmark's own server, with the HTTPS listener and CA it makes for the tls scenario."""
-    started = start_server(str(tmp_path_factory.mktemp("bench-tls")))
+    """The benchmark's own server, with the HTTPS listener and CA it makes for the tls scenario,
+    and nginx for static points when it is on PATH."""
+    tmp = tmp_path_factory.mktemp("bench-server")
+    started = start_server(str(tmp), str(tmp / "nginx"))
     try:
         yield started
     finally:
-        stop(started.proc)
+        stop_server(started)
 
 
 def _probes(mark: str) -> list[int]:
@@ -165,10 +179,12 @@ def test_every_peer_fetches_every_url_and_reports_errors(server, peer):
     assert sum(refused["errors"].values()) == 3
 
 
-def test_geventhttpclient_peer_is_bounded_patched_and_reads_large_bodies(server):
-    pytest.importorskip("geventhttpclient")
-    cell = Cell(_point("/delay/50?size=100&i={i}", n=12), "peer:geventhttpclient")
-    assert command(cell, server)[1:4] == ["-m", "gevent.monkey", "--module"]
+@pytest.mark.parametrize("peer", ["geventhttpclient", "pycurl"])
+def test_peer_is_bounded_and_reads_large_bodies(server, peer):
+    pytest.importorskip(peer)
+    cell = Cell(_point("/delay/50?size=100&i={i}", n=12), f"peer:{peer}")
+    patched = command(cell, server)[1:4] == ["-m", "gevent.monkey", "--module"]
+    assert patched == (peer in peers.GEVENT_PATCHED)
     urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
     record = run_cell(cell, server)
     assert record["ok"] == record["answered"] == 12 and record["errors"] == {}, record
@@ -176,7 +192,7 @@ def test_geventhttpclient_peer_is_bounded_patched_and_reads_large_bodies(server)
         total = json.load(resp)["_total"]
     # 50 ms responses keep every slot busy: a serial loop would peak at 1, an unbounded one at 12
     assert total["requests"] == 12 and total["peak"] == 4, total
-    large = run_cell(Cell(_point("/bytes/1048576?i={i}", n=6), "peer:geventhttpclient"), server)
+    large = run_cell(Cell(_point("/bytes/1048576?i={i}", n=6), f"peer:{peer}"), server)
     assert large["ok"] == 6 and large["errors"] == {}, large
 
 
@@ -248,7 +264,7 @@ def test_help_shows_every_default(capsys):
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines anywhere
     defaults = [
         ("--scenarios", "(default: all)"),
-        ("--backends", "(default: all)"),
+        ("--backends", "(default: auto)"),
         ("--peers", "(default: auto)"),
         ("--repeat", "(default: 3; 1 with --quick)"),
         ("--out", "(default: bench-results)"),
@@ -351,7 +367,7 @@ def _results(rates: dict[str, list[float]], spread: tuple[float, ...] = (0.9, 1.
 
 
 def test_verdicts_come_from_the_medians():
-    results = _results({"threads": [90, 200], "asyncio": [95, 900], "peer:curl": [99, 5000]})
+    results = _results({"threads": [90, 200], "asyncio": [95, 900], "peer:curl-cli": [99, 5000]})
     rows = report.summaries(results)
     assert rows["latency/100/asyncio"]["rps"] == 900  # the median of 810, 900, 1080
     assert (rows["latency/100/asyncio"]["rps_min"], rows["latency/100/asyncio"]["rps_max"]) == (
@@ -416,3 +432,110 @@ def test_a_single_point_drops_the_point_column():
     results["cells"] = [c for c in results["cells"] if c["point"] == "latency/10"]
     header, body = report.table(results, report.summaries(results), scenario, wide=False)
     assert header[0] == "client" and [row[0] for row in body] == list(CLIENTS)
+
+
+def test_curl_cli_is_apart_from_the_curl_backend_whose_raw_loop_is_pycurl():
+    assert "curl" not in peers.NEEDS and "curl-cli" in peers.NEEDS
+    assert peers.RAW_OF["curl"] == "pycurl" and "curl" not in peers.ANCHORS
+    assert set(peers.RAW_OF) >= set(polyfetch.available_backends()) - {"curl"}
+
+
+def test_backends_come_from_the_registry_unless_named():
+    from polyfetch.bench.command import _choose
+    from polyfetch.bench.options import add_arguments
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    _, runnable, _ = _choose(parser.parse_args(["--peers", "none"]))
+    assert runnable == polyfetch.available_backends()
+    _, runnable, _ = _choose(parser.parse_args(["--backends", "asyncio", "--peers", "none"]))
+    assert runnable == ["asyncio"]
+
+
+needs_nginx = pytest.mark.skipif(not nginx.available(), reason="nginx is not on PATH")
+
+
+@needs_nginx
+def test_nginx_serves_every_size_in_its_own_group_and_dies_with_it(tmp_path):
+    web = nginx.start(str(tmp_path))
+    try:
+        for size in nginx.SIZES:
+            with urllib.request.urlopen(f"{web.base}/bytes/{size}?i=7", timeout=10) as resp:
+                assert resp.status == 200 and len(resp.read()) == size
+        assert os.getpgid(web.proc.pid) == web.proc.pid
+        worker = [p for p in _group(web.proc.pid) if p != web.proc.pid]
+        assert len(worker) == 1  # worker_processes 1
+    finally:
+        nginx.stop(web.proc)
+    assert _group(web.proc.pid) == []
+    assert {"error.log", "nginx.conf", "tmp", "www"} <= set(os.listdir(tmp_path))  # all it wrote
+
+
+def _group(pgid: int) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == pgid and fields[0] != "Z":
+                found.append(int(pid))
+    return found
+
+
+@needs_nginx
+def test_static_points_go_to_nginx_and_its_cpu_is_the_runs(server):
+    assert server.nginx is not None and server.static.startswith("nginx ")
+    point = _point("/bytes/1024?i={i}", n=300, static=True)
+    assert server.base(point) == server.nginx.base
+    assert server.serving(point) is server.nginx.proc
+    urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
+    before = cpu_seconds(server.nginx.proc.pid)
+    record = run_cell(Cell(point, "greenlet"), server)
+    assert record["ok"] == 300 and record["errors"] == {}, record
+    with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
+        assert json.load(resp)["_total"]["requests"] == 0  # none reached the built-in server
+    # the worker, not the idle master, does the serving: its CPU is counted
+    assert cpu_seconds(server.nginx.proc.pid) >= before + record["server_cpu_s"] - 0.02
+    assert server.base(_point("/bytes/1024?i={i}")) == server.http  # not static: built-in
+
+
+def test_without_nginx_static_points_stay_on_the_built_in_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no nginx there
+    started = start_server(None, str(tmp_path / "nginx"))
+    try:
+        assert started.nginx is None
+        assert started.static == "the built-in server (nginx is not on PATH)"
+        point = _point("/bytes/100?i={i}", n=5, static=True)
+        assert started.base(point) == started.http and started.serving(point) is started.proc
+    finally:
+        stop_server(started)
+
+
+def test_latency_delays_keep_the_server_under_half_its_capacity():
+    from polyfetch.bench.scenarios import latency_delay_ms
+
+    assert latency_delay_ms(5000, None) == 100  # not measured: the classic 100 ms
+    assert latency_delay_ms(100, 8000) == 100  # 1,000 req/s asked of 8,000
+    assert latency_delay_ms(1000, 8000) == 500  # 10,000 at 100 ms, 5,000 at 200: too many
+    assert latency_delay_ms(5000, 12_000) == 1000
+    assert latency_delay_ms(5000, 10) == 5000  # a server too slow for any: the longest
+    (latency,) = scenarios(["latency"], quick=False, capacity=12_000)
+    for point in latency.points:
+        assert point.concurrency / (point.latency_ms / 1000) < 6000
+        assert f"/delay/{point.latency_ms}?" in point.path
+    assert "capacity 12,000 req/s" in latency.title
+
+
+def test_capacity_is_a_burst_on_the_latency_path(server):
+    client = "peer:pycurl" if "pycurl" in peers.available() else "greenlet"
+    urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
+    found = run.capacity(server, client, requests=200)
+    assert found["rps"] > 0 and found["server_cpu_pct"] >= 0 and found["client"] == client
+    with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
+        assert json.load(resp)["_total"]["requests"] == 200  # the built-in server's, not nginx's
+    results = _results({"threads": [90, 200]})
+    results["scenarios"][0]["question"] = "?"
+    machine = {"cpu": "a CPU", "cores": 2, "memory_gib": 1, "system": "s", "python": "3"}
+    results |= {"command": "polyfetch bench", "started": "now", "repeat": 3, "capacity": found}
+    results["machine"] = machine | {"libraries": {}}
+    text = report.markdown(results, [])
+    assert f"capacity, measured first ({client}): {found['rps']:,.0f} req/s" in text

@@ -17,8 +17,8 @@ from importlib import metadata
 from typing import Any, TextIO
 
 from polyfetch import backends
-from polyfetch.bench import peers, plots, report
-from polyfetch.bench.run import Cell, run_rounds, start_server, stop, summarize
+from polyfetch.bench import peers, plots, report, run
+from polyfetch.bench.run import Cell, run_rounds, start_server, stop_server, summarize
 from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
 
 #: what the bench extra brings: the plots' matplotlib, the tls scenario's trustme
@@ -26,7 +26,7 @@ BENCH_HINT = "pip install 'polyfetch[bench]'"
 
 LIBRARIES = (
     *("polyfetch", "aiohttp", "uvloop", "urllib3", "gevent", "greenlet", "h11"),
-    *("selectolax", "httpx", "requests", "matplotlib"),
+    *("selectolax", "httpx", "requests", "matplotlib", "pycurl"),
 )
 
 
@@ -42,7 +42,7 @@ def machine() -> dict[str, Any]:
     for name in LIBRARIES:
         with contextlib.suppress(metadata.PackageNotFoundError):
             libraries[name] = metadata.version(name)
-    if "curl" in peers.available():
+    if "curl-cli" in peers.available():
         libraries["curl"] = subprocess.run(
             ["curl", "--version"], capture_output=True, text=True, check=False
         ).stdout.split()[1]
@@ -63,7 +63,9 @@ def _split(text: str) -> list[str]:
 
 def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] | str:
     """(scenarios, backends, peers) from the options, or what is wrong with them."""
-    names, wanted = _split(args.scenarios), _split(args.backends)
+    names = _split(args.scenarios)
+    # from the registry, so that a backend added there is benchmarked with no change here
+    wanted = backends.available() if args.backends == "auto" else _split(args.backends)
     bad = [n for n in names if n not in BUILDERS] + [b for b in wanted if b not in backends.NAMES]
     installed = peers.available()
     if args.peers == "auto":
@@ -73,7 +75,7 @@ def _choose(args: argparse.Namespace) -> tuple[list[str], list[str], list[str]] 
     else:
         chosen = _split(args.peers)
         bad += [p for p in chosen if p not in peers.NEEDS]
-        if "curl" in chosen and "curl" not in installed:  # no pip line brings it
+        if "curl-cli" in chosen and "curl-cli" not in installed:  # no pip line brings it
             return "curl is not on PATH (install curl, or leave it out of --peers)"
     if bad or not names or not wanted or (args.repeat is not None and args.repeat < 1):
         return f"bad arguments {bad}" if bad else "nothing to run"
@@ -156,12 +158,7 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     if cannot is not None:
         err.write(f"polyfetch bench: {cannot}\n")
         return 2
-    cells = [
-        Cell(point, client)
-        for scenario in plan
-        for point in scenario.points
-        for client in runnable + ([f"peer:{p}" for p in peer_names] if point.peers else [])
-    ]
+    cells = _cells(plan, runnable, peer_names)
     os.makedirs(args.out, exist_ok=True)
     results: dict[str, Any] = {
         "command": shlex.join(["polyfetch", "bench", *argv]),
@@ -175,17 +172,29 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
     if no_plots is not None:
         results["plots_skipped"] = no_plots
     runs: dict[str, list[dict[str, Any]]] = {cell.key: [] for cell in cells}
-    results["runs"] = runs  # filled as runs end
+    results["runs"] = runs  # filled as runs end (the cells' keys stay when delays change)
     try:
-        with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tls_dir:
-            server = start_server(tls_dir if any(c.point.tls for c in cells) else None)
+        with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tmp:
+            server = start_server(
+                tmp if any(c.point.tls for c in cells) else None,
+                os.path.join(tmp, "nginx") if any(c.point.static for c in cells) else None,
+            )
+            results["static_server"] = server.static
             try:
+                burst = _burst_client(runnable)
+                if "latency" in names and burst:  # delays the server can serve at every c
+                    found = run.capacity(server, burst, requests=500 if args.quick else 3000)
+                    results["capacity"] = found
+                    plan = scenarios(names, quick=args.quick, capacity=found.get("rps"))
+                    cells = _cells(plan, runnable, peer_names)
+                    results["scenarios"] = [scenario_record(s) for s in plan]
+                    results["cells"] = [{"point": c.point.key, "client": c.client} for c in cells]
                 with _Display(err, len(cells) * repeat) as display:
                     for cell, record in run_rounds(cells, server, repeat):
                         runs[cell.key].append(record)
                         display.done(cell, record)
             finally:
-                stop(server.proc)
+                stop_server(server)
     except KeyboardInterrupt:  # keep what was measured: the report says it is partial
         results["interrupted"] = True
         err.write("polyfetch bench: interrupted; writing what was measured\n")
@@ -204,6 +213,22 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         return 130
     failed = any("failed" in r for records in runs.values() for r in records)
     return 1 if failed else 0
+
+
+def _cells(plan: list[Scenario], runnable: list[str], peer_names: list[str]) -> list[Cell]:
+    return [
+        Cell(point, client)
+        for scenario in plan
+        for point in scenario.points
+        for client in runnable + ([f"peer:{p}" for p in peer_names] if point.peers else [])
+    ]
+
+
+def _burst_client(runnable: list[str]) -> str | None:
+    """The fastest client at hand for the capacity burst: the raw pycurl loop, else a backend."""
+    if "pycurl" in peers.available():
+        return "peer:pycurl"
+    return backends.DEFAULT if backends.DEFAULT in runnable else next(iter(runnable), None)
 
 
 def scenario_record(scenario: Scenario) -> dict[str, Any]:

@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--backends",
-        default=",".join(backends.NAMES),
-        help=f"comma-separated, of {', '.join(backends.NAMES)} (default: all)",
+        default="auto",
+        help=f"comma-separated, of {', '.join(backends.NAMES)}; 'auto' = every backend "
+        "whose packages are installed (default: %(default)s)",
     )
     parser.add_argument(
         "--peers",

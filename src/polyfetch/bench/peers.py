@@ -4,9 +4,10 @@ Each peer is the plainest idiomatic loop its library's users would write, bounde
 to the same concurrency, so that ``polyfetch backend / raw library`` is the cost
 of our layer: ``urllib3-threads`` is what the threads backend stands on,
 ``urllib3-gevent`` the gevent backend, ``aiohttp`` the asyncio backend (with
-uvloop when installed, as the backend uses it). The greenlet backend stands on
-no raw library (its hub is our own: greenlet + h11 over selectors), so its
-anchor is the nearest stack of the same kind, ``geventhttpclient`` (gevent's
+uvloop when installed, as the backend uses it), ``pycurl`` the curl backend
+(a CurlMulti driven from a tight loop: libcurl's speed with no layer). The
+greenlet backend stands on no raw library (its hub is our own: greenlet + h11
+over selectors), so its anchor is the nearest stack of the same kind, ``geventhttpclient`` (gevent's
 hub + the llhttp C parser): what a greenlet client can cost. A peer returns
 one (seconds, outcome) pair per URL, timed around its request (the backends
 are timed from the moment the URL is taken from the input, which adds any
@@ -26,7 +27,7 @@ from typing import Any
 
 Outcomes = list[tuple[float, str]]
 
-#: peer -> what it needs importable (or on PATH, for curl)
+#: peer -> what it needs importable (or on PATH, for curl-cli)
 NEEDS: dict[str, tuple[str, ...]] = {
     "urllib3-threads": ("urllib3",),
     "urllib3-gevent": ("urllib3", "gevent"),
@@ -34,7 +35,8 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "httpx": ("httpx",),
     "requests-threads": ("requests",),
     "geventhttpclient": ("geventhttpclient", "gevent"),
-    "curl": (),
+    "pycurl": ("pycurl",),
+    "curl-cli": (),  # ``curl --parallel``; named apart from the curl backend
 }
 #: peers that run in a process gevent has patched first (as their users run them)
 GEVENT_PATCHED = frozenset({"urllib3-gevent", "geventhttpclient"})
@@ -44,6 +46,7 @@ RAW_OF = {
     "gevent": "urllib3-gevent",
     "asyncio": "aiohttp",
     "greenlet": "geventhttpclient",
+    "curl": "pycurl",
 }
 #: backends whose `RAW_OF` peer is an anchor of the same kind, not the library under them
 ANCHORS = frozenset({"greenlet"})
@@ -53,7 +56,7 @@ def available() -> list[str]:
     """The peers this machine can run."""
     found = []
     for name, modules in NEEDS.items():
-        if name == "curl":
+        if name == "curl-cli":
             if shutil.which("curl"):
                 found.append(name)
         elif all(importlib.util.find_spec(m) is not None for m in modules):
@@ -199,7 +202,63 @@ def _httpx(urls: list[str], concurrency: int) -> Outcomes:
     return _run_async(main())
 
 
-def _curl(urls: list[str], concurrency: int) -> Outcomes:
+def _pycurl(urls: list[str], concurrency: int) -> Outcomes:
+    """``concurrency`` reused easy handles on one CurlMulti, driven by select/perform.
+
+    The loop a pycurl user writes for speed: bodies go to ``len`` (a C builtin that
+    "consumes" every byte), a finished handle gets the next URL at once.
+    """
+    import pycurl
+
+    multi = pycurl.CurlMulti()
+    idle = []
+    for _ in range(min(concurrency, len(urls))):
+        handle = pycurl.Curl()
+        handle.setopt(pycurl.WRITEFUNCTION, len)
+        handle.setopt(pycurl.NOSIGNAL, 1)
+        handle.setopt(pycurl.TIMEOUT, 120)
+        idle.append(handle)
+    started: dict[Any, float] = {}
+    out: Outcomes = []
+    it = iter(urls)
+
+    def feed(handle: Any) -> None:
+        url = next(it, None)
+        if url is None:
+            handle.close()
+            return
+        handle.setopt(pycurl.URL, url)
+        started[handle] = time.perf_counter()
+        multi.add_handle(handle)
+
+    for handle in idle:
+        feed(handle)
+    while started:
+        while multi.perform()[0] == pycurl.E_CALL_MULTI_PERFORM:
+            pass
+        while True:
+            queued, done, failed = multi.info_read()
+            for handle in done:
+                out.append(
+                    (
+                        time.perf_counter() - started.pop(handle),
+                        str(handle.getinfo(pycurl.RESPONSE_CODE)),
+                    )
+                )
+            for handle, _errno, _msg in failed:
+                out.append((time.perf_counter() - started.pop(handle), "CurlError"))
+            for handle in [*done, *(f[0] for f in failed)]:
+                multi.remove_handle(handle)
+                feed(handle)
+            if not queued:
+                break
+        if started:
+            multi.select(1.0)
+    multi.close()
+    return out
+
+
+def _curl_cli(urls: list[str], concurrency: int) -> Outcomes:
     """``curl --parallel`` over a config file; per-transfer time and status from ``-w``."""
     import subprocess
     import tempfile
@@ -240,7 +299,8 @@ RUNNERS: dict[str, Callable[[list[str], int], Outcomes]] = {
     "httpx": _httpx,
     "requests-threads": _requests_threads,
     "geventhttpclient": _geventhttpclient,
-    "curl": _curl,
+    "pycurl": _pycurl,
+    "curl-cli": _curl_cli,
 }
 
 

@@ -326,6 +326,16 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         "efficiency = ideal makespan (ceil(N / concurrency) x latency) / wall time; "
         "model s = ideal + N x the client's CPU per request in the throughput scenario.",
     ]
+    found = results.get("capacity")
+    if found:
+        lines[-1] += f" The built-in server's capacity, measured first ({found['client']}): " + (
+            f"{found['rps']:,.0f} req/s at {found['server_cpu_pct']:.0f}% server CPU; "
+            "latency delays keep concurrency / delay under half of it."
+            if "rps" in found
+            else f"not measured ({found['failed']}); latency delays are 100 ms."
+        )
+    if results.get("static_server"):
+        lines[-1] += f" Static files (throughput, large) served by {results['static_server']}."
     if results.get("quick"):
         lines += [
             "",

@@ -3,7 +3,9 @@
 Every (point, client) pair is a cell; a round runs each cell once, in order,
 and rounds repeat, so machine drift hits every cell alike (A B C D A B C D).
 The server runs in its own process; its CPU time per run is recorded, so a
-saturated server cannot pass for a slow client.
+saturated server cannot pass for a slow client. Static points (throughput,
+large bodies) go to nginx when it is on PATH (`polyfetch.bench.nginx`): the
+built-in server, being Python, would cap them at a few thousand requests a second.
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ import signal
 import statistics
 import subprocess
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from polyfetch.bench import peers
+from polyfetch.bench import nginx, peers
+from polyfetch.bench.nginx import Nginx
 from polyfetch.bench.scenarios import Point
-from polyfetch.testing.servers import EXTRA_HOSTS, start_process
-from polyfetch.testing.servers import stop as stop  # its home; bench.command imports it here
+from polyfetch.testing.servers import EXTRA_HOSTS, start_process, stop
 
 #: seconds one run may take before it is killed and recorded as failed
 RUN_TIMEOUT = 600.0
@@ -41,31 +43,45 @@ class Cell:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process, from /proc."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU seconds of a process and its live children (nginx's worker), from /proc."""
+    total = 0.0
+    for each in os.listdir("/proc"):
+        if not each.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{each}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+            if int(each) == pid or int(fields[1]) == pid:
+                total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
 class Server:
-    """The built-in server's process, its base URLs and, with TLS, the CA file to trust."""
+    """The built-in server's process, its base URLs, with TLS the CA file to trust, and the
+    static server (nginx, or none) with what serves static points, for the report."""
 
     proc: subprocess.Popen[str]
     http: str
     https: str | None = None
     ca: str | None = None
+    nginx: Nginx | None = None
+    static: str = "the built-in server"
 
     def base(self, point: Point) -> str:
         if point.tls:
             if self.https is None:
                 raise ValueError(f"{point.key} needs the server started with TLS")
             return self.https
-        return self.http
+        return self.nginx.base if point.static and self.nginx else self.http
+
+    def serving(self, point: Point) -> subprocess.Popen[str]:
+        """The process that answers ``point``: its CPU is the run's server CPU."""
+        return self.nginx.proc if point.static and self.nginx and not point.tls else self.proc
 
 
-def start_server(tls_dir: str | None = None) -> Server:
-    """The built-in test server in its own process group; with ``tls_dir``, HTTPS too.
+def start_server(tls_dir: str | None = None, static_dir: str | None = None) -> Server:
+    """The built-in test server in its own process group; with ``tls_dir``, HTTPS too; with
+    ``static_dir``, nginx there for static points when it is on PATH and starts.
 
     The certificate (for 127.0.0.1 and localhost) and its CA are made there with
     trustme, for this run only.
@@ -83,9 +99,34 @@ def start_server(tls_dir: str | None = None) -> Server:
         authority.cert_pem.write_to_path(ca)
         cert.private_key_and_cert_chain_pem.write_to_path(pem)
         cmd += ["--https-port", "0", "--certfile", pem, "--keyfile", pem]
-    proc, line = start_process(cmd, "polyfetch test server listening on")
+    web, static = None, "the built-in server"
+    if static_dir is not None:
+        if not nginx.available():
+            static += " (nginx is not on PATH)"
+        else:
+            try:
+                web = nginx.start(static_dir)
+            except RuntimeError as exc:
+                static += f" ({exc})"
+            else:
+                static = f"nginx {web.version} (one worker)"
+    try:
+        proc, line = start_process(cmd, "polyfetch test server listening on")
+    except BaseException:
+        if web is not None:
+            stop(web.proc)
+        raise
     urls = line.split(" on ", 1)[1].split()
-    return Server(proc, urls[0], urls[1] if len(urls) > 1 else None, ca)
+    return Server(proc, urls[0], urls[1] if len(urls) > 1 else None, ca, web, static)
+
+
+def stop_server(server: Server) -> None:
+    """Stop the built-in server and nginx, if it runs."""
+    try:
+        stop(server.proc)
+    finally:
+        if server.nginx is not None:
+            stop(server.nginx.proc)
 
 
 def command(cell: Cell, server: Server) -> list[str]:
@@ -104,11 +145,15 @@ def command(cell: Cell, server: Server) -> list[str]:
     return [sys.executable, *runner, "polyfetch.bench.probe", spec]
 
 
-def run_cell(cell: Cell, server: Server) -> dict[str, Any]:
-    """One measured run in a fresh process; a run that fails is a record with ``failed``."""
-    cpu0 = cpu_seconds(server.proc.pid)
+def run_cell(cell: Cell, server: Server, prefix: Sequence[str] = ()) -> dict[str, Any]:
+    """One measured run in a fresh process; a run that fails is a record with ``failed``.
+
+    ``prefix`` wraps the probe's command (``taskset -c 0`` pins it to a CPU).
+    """
+    serving = server.serving(cell.point)
+    cpu0 = cpu_seconds(serving.pid)
     proc = subprocess.Popen(
-        command(cell, server),
+        [*prefix, *command(cell, server)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -126,8 +171,26 @@ def run_cell(cell: Cell, server: Server) -> dict[str, Any]:
     record = _record(proc.returncode, out, err)
     if "failed" in record:
         record.update(client=cell.client, point=cell.point.key)
-    record["server_cpu_s"] = cpu_seconds(server.proc.pid) - cpu0
+    record["server_cpu_s"] = cpu_seconds(serving.pid) - cpu0
     return record
+
+
+def capacity(server: Server, client: str, *, requests: int) -> dict[str, Any]:
+    """The built-in server's rate on a burst of undelayed GETs of the latency path, with
+    ``client`` at concurrency 64: {client, requests, rps, server_cpu_pct}, or {failed}.
+
+    A client slower than the server understates it, which only makes delays longer.
+    """
+    point = Point("capacity", 64, requests, 64, "/delay/0?size=100&i={i}")
+    record = run_cell(Cell(point, client), server)
+    if "failed" in record or record["ok"] != requests:
+        return {"client": client, "failed": record.get("failed") or f"errors {record['errors']}"}
+    return {
+        "client": client,
+        "requests": requests,
+        "rps": record["rps"],
+        "server_cpu_pct": record["server_cpu_s"] / record["wall_s"] * 100,
+    }
 
 
 def _record(status: int | None, out: str, err: str) -> dict[str, Any]:

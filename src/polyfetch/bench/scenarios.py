@@ -32,6 +32,7 @@ class Point:
     tls: bool = False  # over HTTPS, trusting a CA made for the run
     hosts: int = 0  # spread over this many hosts (127.0.0.2, ...), sorted by host; 0: one
     per_host: int | None = None  # the client's per-host limit (None: concurrency)
+    static: bool = False  # a file of `polyfetch.bench.nginx.SIZES`: nginx serves it when it can
 
     def urls(self, base: str) -> list[str]:
         """The point's URL list on the server at ``base`` (with ``hosts``, host-sorted)."""
@@ -76,27 +77,44 @@ class Scenario:
 _LATENCY_REQUESTS = {10: 200, 100: 2000, 1000: 10_000, 5000: 15_000}
 
 
-def _latency(quick: bool) -> Scenario:
-    delay = 100
+#: the delays a latency point may get, shortest first (ms)
+DELAYS_MS = (100, 200, 500, 1000, 2000, 5000)
+
+
+def latency_delay_ms(concurrency: int, capacity: float | None) -> int:
+    """The shortest of `DELAYS_MS` at which ``concurrency`` in flight asks the server for
+    under half its ``capacity`` (req/s), so that the server is never what a run measures."""
+    for delay in DELAYS_MS:
+        if not capacity or concurrency / (delay / 1000) < capacity / 2:
+            return delay
+    return DELAYS_MS[-1]
+
+
+def _latency(quick: bool, capacity: float | None = None) -> Scenario:
     levels = (10, 100) if quick else (10, 100, 1000, 5000)
-    points = tuple(
-        Point(
-            "latency",
-            c,
-            requests=2 * c if quick else _LATENCY_REQUESTS[c],
-            concurrency=c,
-            path=f"/delay/{delay}?size=100&i={{i}}",
-            latency_ms=delay,
+    points = []
+    for c in levels:
+        delay = latency_delay_ms(c, capacity)
+        points.append(
+            Point(
+                "latency",
+                c,
+                requests=2 * c if quick else _LATENCY_REQUESTS[c],
+                concurrency=c,
+                path=f"/delay/{delay}?size=100&i={{i}}",
+                latency_ms=delay,
+            )
         )
-        for c in levels
-    )
+    delays = sorted({p.latency_ms for p in points})
+    said = f"{delays[0]} ms" if len(delays) == 1 else f"{delays[0]} to {delays[-1]} ms"
+    why = f" (capacity {capacity:,.0f} req/s: c / delay under half of it)" if capacity else ""
     return Scenario(
         "latency",
-        f"Latency-bound: every response takes {delay} ms, concurrency rising",
+        f"Latency-bound: every response takes {said}{why}, concurrency rising",
         "Where does each model stop scaling as concurrency rises?",
         "concurrency",
         "req/s",
-        points,
+        tuple(points),
     )
 
 
@@ -110,7 +128,7 @@ def _throughput(quick: bool) -> Scenario:
         "throughput",
         "Throughput-bound: 100-byte bodies, no delay, concurrency 100",
         "What does one request cost each stack in CPU?",
-        Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True),
+        Point("throughput", 100, n, 100, "/bytes/100?i={i}", peers=True, static=True),
     )
 
 
@@ -120,7 +138,7 @@ def _large(quick: bool) -> Scenario:
         "large",
         "Large bodies: 1 MiB each, concurrency 10",
         "What do copying and buffering cost?",
-        Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True),
+        Point("large", 10, n, 10, "/bytes/1048576?i={i}", peers=True, static=True),
     )
 
 
@@ -209,6 +227,9 @@ BUILDERS = {
 }
 
 
-def scenarios(names: list[str], *, quick: bool) -> list[Scenario]:
-    """The named scenarios, in the order given, sized for a quick or a full run."""
-    return [BUILDERS[name](quick) for name in names]
+def scenarios(names: list[str], *, quick: bool, capacity: float | None = None) -> list[Scenario]:
+    """The named scenarios, in the order given, sized for a quick or a full run; the latency
+    scenario's delays fit the server's measured ``capacity`` (req/s) when given."""
+    return [
+        _latency(quick, capacity) if name == "latency" else BUILDERS[name](quick) for name in names
+    ]
