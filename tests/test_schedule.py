@@ -23,6 +23,19 @@ def test_host_of() -> None:
     assert host_of(42) == NO_HOST
 
 
+class _HostileURL:
+    @property
+    def url(self) -> str:
+        raise RuntimeError("no url for you")
+
+
+def test_a_hostile_item_has_no_host_and_still_gets_its_record() -> None:
+    assert host_of(_HostileURL()) == NO_HOST
+    with Fetcher("threads", concurrency=4, per_host=1) as f:
+        (r,) = list(f.map([_HostileURL()]))
+    assert r.error is not None and r.index == 0
+
+
 def _drain(q: HostQueues) -> list[int]:
     started = []
     while (nxt := q.next()) is not None:

@@ -27,7 +27,6 @@ from collections import deque
 from collections.abc import Callable
 
 from polyfetch import _url
-from polyfetch.errors import FetchError
 
 #: The host of an item that has none (not a URL): never queued, never limited.
 NO_HOST = ""
@@ -35,14 +34,14 @@ NO_HOST = ""
 
 def host_of(item: object) -> str:
     """The key an item's per-host limit counts against; `NO_HOST` when it has no usable URL."""
-    url = item if type(item) is str else getattr(item, "url", None)
-    if type(url) is str:
-        m = _url._PLAIN.fullmatch(url)
-        if m is not None:
-            return m.group(2)
-    try:
+    try:  # a hostile item (a ``url`` property that raises...) fails in the runner, not here
+        url = item if type(item) is str else getattr(item, "url", None)
+        if type(url) is str:
+            m = _url._PLAIN.fullmatch(url)
+            if m is not None:
+                return m.group(2)
         return _url.parse(url).host_key
-    except FetchError:
+    except Exception:
         return NO_HOST
 
 
