@@ -130,14 +130,19 @@ class Body:
         self._chunks: list[bytes] = []
         self.size = 0  #: decoded bytes so far
         self.wire_size = 0  #: bytes received so far
-        encoding = (content_encoding or "").strip().lower()
+        self._deflate_probe: bytes | None = None
+        if content_encoding is None:  # most bodies: nothing to decode, nothing to look up
+            self._encoding = self._br = self._zs = self._d = None
+            return
+        encoding = content_encoding.strip().lower()
         #: None: the body is as sent. An encoding we cannot decode ("zstd", "gzip, br") is
         #: kept, and a body in it is a ProtocolError: raw bytes must never pass as the page.
         self._encoding = encoding if encoding not in ("", "identity") else None
         self._br = brotli.Decompressor() if encoding == "br" and brotli is not None else None
         self._zs = zstd.ZstdDecompressor() if encoding == "zstd" and zstd is not None else None
         self._d = self._new_decoder()
-        self._deflate_probe: bytes | None = b"" if self._encoding == "deflate" else None
+        if self._encoding == "deflate":
+            self._deflate_probe = b""
 
     def _new_decoder(self) -> zlib._Decompress | None:
         if self._encoding not in _ZLIB:

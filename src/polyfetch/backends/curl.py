@@ -35,7 +35,7 @@ import pycurl
 from greenlet import getcurrent
 
 from polyfetch._body import Body, response_body
-from polyfetch._plan import Response, Send, lower_headers, total_timeout
+from polyfetch._plan import Response, Send, total_timeout
 from polyfetch._rlimit import raise_nofile_limit
 from polyfetch._tls import client_context
 from polyfetch.backends.greenlet import GreenletBackend, HubGroup
@@ -89,6 +89,7 @@ _ERRORS: dict[int, type[FetchError]] = {  # CURLE_* values: libcurl's stable ABI
 _PLAIN = {100: "response header too large"}
 
 
+_monotonic = time.monotonic
 _AFTER = re.compile(r" after \d+ ms")
 
 
@@ -111,12 +112,14 @@ class _Handle:
     __slots__ = (
         "body",
         "code",
+        "connect_timeout",
         "curl",
         "done",
         "error",
-        "head_bytes",
+        "header_list",
         "headers",
         "last",
+        "lines",
         "message",
         "mode",
         "raw",
@@ -137,67 +140,103 @@ class _Handle:
         curl.setopt(pycurl.HEADERFUNCTION, self._header)
         curl.handle = self  # type: ignore[attr-defined]
         self.mode: tuple[str, bool] = ("GET", False)  #: the method set, and whether a body
+        #: the options last set on this handle, set again only when an attempt's differ
+        self.header_list: list[str] | None = None
+        self.connect_timeout = -1.0
         self.send: Send | None = None  #: the attempt in flight
         self.waiter: Waiter | None = None
+        self.lines: list[bytes] = []  #: every header line libcurl handed over, as it came
         self.clear()
 
     def clear(self) -> None:
         """Forget the last attempt (keeps no body or headers alive between attempts)."""
         self.body: Body | None = None
         self.error: FetchError | None = None
-        self.raw: list[tuple[bytes, bytes]] = []
+        self.lines.clear()
+        self.raw: list[tuple[str, str]] = []
         self.headers: dict[str, str] = {}
-        self.status = self.code = self.head_bytes = 0
+        self.status = self.code = 0
         self.version: str | None = None
         self.message = ""
         self.done = False
         self.started = self.last = 0.0
 
-    def _header(self, line: bytes) -> int | None:
-        # One header line at a time, status lines of 1xx responses and the blank line included;
-        # after the final head, only trailers come (ignored).
-        self.last = time.monotonic()
-        if self.body is not None or self.error is not None:
-            return None
-        self.head_bytes += len(line)
-        if self.head_bytes > MAX_HEADER_BYTES:
+    def _header(self, line: bytes) -> None:
+        # Kept to the least: the lines are parsed once, when the body starts or the transfer
+        # ends (`_head`); libcurl itself refuses a head over 300 KiB (CURLE_TOO_LARGE).
+        self.last = _monotonic()
+        self.lines.append(line)
+
+    def _head(self) -> Body | None:
+        """The final head's status, headers and `Body`, from the lines so far (1xx heads and
+        trailers skipped); None, with ``error`` set if it is bad, while it is incomplete."""
+        lines = self.lines
+        try:  # the common case: one head, CRLF line ends, no 1xx before it
+            end = lines.index(b"\r\n")
+            first = lines[0]
+        except (ValueError, IndexError):
+            end = -1
+        version, _, rest = first.partition(b" ") if end > 0 else (b"", b"", b"")
+        code = rest[:3]
+        if version.startswith(b"HTTP/") and code.isdigit() and code[0] != 49:  # not 1xx
+            start = 0
+            self.version = version[5:].decode("ascii", "replace")
+            self.status = int(code)
+        else:
+            start, end = self._final_head()
+            if end < 0:
+                return None  # no final head yet
+        if sum(map(len, lines[: end + 1])) > MAX_HEADER_BYTES:
             self.error = ProtocolError(
                 f"malformed response: header block over {MAX_HEADER_BYTES} bytes"
             )
-            return 0
-        if line.startswith(b"HTTP/"):
-            parts = line.split(None, 2)
-            self.version = parts[0][5:].decode("ascii", "replace")
-            self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
-            self.raw.clear()
-        elif line in (b"\r\n", b"\n"):
-            if self.status < 200:  # 1xx: its head is skipped, the real response follows
-                return None
-            headers = self.headers = lower_headers(self.raw)
-            try:
-                assert self.send is not None
-                self.body = response_body(
-                    self.settings,
-                    self.send,
-                    self.status,
-                    headers.get("content-encoding"),
-                    headers.get("content-length"),
-                )
-            except FetchError as exc:  # TooLarge from the announced length
-                self.error = exc
-                return 0
-        else:
-            name, sep, value = line.partition(b":")
+            return None
+        raw = self.raw
+        headers = self.headers
+        for line in lines[start + 1 : end]:
+            name, sep, value = line.decode("latin-1").partition(":")
             if sep:
-                self.raw.append((name.strip(), value.strip()))
-        return None
+                name, value = name.strip(), value.strip()
+                raw.append((name, value))
+                key = name.lower()
+                headers[key] = f"{headers[key]}, {value}" if key in headers else value
+        assert self.send is not None
+        try:
+            body = self.body = response_body(
+                self.settings,
+                self.send,
+                self.status,
+                headers.get("content-encoding"),
+                headers.get("content-length"),
+            )
+        except FetchError as exc:  # TooLarge from the announced length
+            self.error = exc
+            return None
+        return body
+
+    def _final_head(self) -> tuple[int, int]:
+        """Where the final head's status line and blank line are in ``lines`` (after any 1xx
+        heads; LF-only line ends too), and its status and version set; (-1, -1) if not yet."""
+        start = -1
+        for i, line in enumerate(self.lines):
+            if line.startswith(b"HTTP/"):
+                parts = line.split(None, 2)
+                self.version = parts[0][5:].decode("ascii", "replace")
+                self.status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+                start = i
+            elif (line == b"\r\n" or line == b"\n") and start >= 0 and self.status >= 200:
+                return start, i
+        return -1, -1
 
     def _write(self, data: bytes) -> int | None:
-        self.last = time.monotonic()
+        self.last = _monotonic()
         body = self.body
-        if body is None:  # cannot happen after a complete head; refuse rather than guess
-            self.error = ProtocolError("response body before its head")
-            return 0
+        if body is None:
+            body = self._head() if self.error is None else None
+            if body is None:  # a bad head, or bytes before a complete one: refuse, not guess
+                if self.error is None:
+                    self.error = ProtocolError("response body before its head")
+                return 0
         try:
             body.feed(data)
         except FetchError as exc:  # TooLarge, a corrupt encoding: abort the transfer
@@ -211,13 +250,17 @@ class _Handle:
             return self.error
         if self.code:
             return _error(self.code, self.message, send)
-        if self.body is None:
-            if self.status and self.status >= 200 and not self.raw:
-                return ProtocolError(f"incomplete response head from {send.target.authority}")
-            return ReadError(f"{send.target.authority} closed the connection mid-response")
         body = self.body
+        if body is None:  # no body came: HEAD, 204, 304, an empty one - or no complete head
+            body = self._head()
+            if body is None:
+                if self.error is not None:
+                    return self.error
+                if self.status >= 200 and not any(b":" in line for line in self.lines[1:]):
+                    return ProtocolError(f"incomplete response head from {send.target.authority}")
+                return ReadError(f"{send.target.authority} closed the connection mid-response")
         data = body.finish()
-        return Response(self.status, self.headers, data, body.size, list(self.raw), self.version)
+        return Response(self.status, self.headers, data, body.size, self.raw, self.version)
 
 
 class _Socket:
@@ -331,8 +374,13 @@ class Multi:
         added = False
         try:
             curl.setopt(pycurl.URL, send.target.url)
-            curl.setopt(pycurl.HTTPHEADER, self._header_list(send.headers))
-            curl.setopt(pycurl.CONNECTTIMEOUT_MS, _ms(send.connect_timeout))
+            header_list = self._header_list(send.headers)
+            if header_list is not h.header_list:  # most attempts have their fetcher's headers
+                curl.setopt(pycurl.HTTPHEADER, header_list)
+                h.header_list = header_list
+            if send.connect_timeout != h.connect_timeout:
+                curl.setopt(pycurl.CONNECTTIMEOUT_MS, _ms(send.connect_timeout))
+                h.connect_timeout = send.connect_timeout
             body = send.body
             mode = (send.method, body is not None)
             if mode != h.mode:
