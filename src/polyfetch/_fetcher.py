@@ -31,6 +31,7 @@ from polyfetch.backends._base import (
     Backend,
     Group,
     check_http_versions,
+    check_proxy,
 )
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
@@ -83,6 +84,13 @@ class Options(TypedDict, total=False):
         host (the stricter of it and ``rate``), capped at ``max_crawl_delay`` seconds.
     auto_throttle: lower a host's concurrency and pace when its latency climbs or it answers
         429/503, raise them again while it is healthy, within ``per_host`` and ``rate``.
+    proxy: a proxy URL for every request (``http://``, ``https://``, ``socks5://``,
+        ``socks5h://``, with optional ``user:password@``); "" for none whatever the
+        environment says; None (default): from the environment (``trust_env``).
+    no_proxy: hosts that go direct (curl's ``--noproxy``: a comma list or a list of hosts,
+        domains, IPs and CIDR blocks, ``*`` for every host); None: the environment's.
+    trust_env: read ``http_proxy``, ``https_proxy``, ``all_proxy`` and ``no_proxy`` (curl's
+        rules; read once, when the fetcher is made). False ignores them.
     """
 
     concurrency: int
@@ -116,6 +124,9 @@ class Options(TypedDict, total=False):
     robots: bool
     max_crawl_delay: float
     auto_throttle: bool
+    proxy: str | None
+    no_proxy: str | Iterable[str] | None
+    trust_env: bool
 
 
 class Fetcher:
@@ -153,6 +164,7 @@ class Fetcher:
             raise RuntimeError("this Fetcher is closed")
         if self._backend is None or self._runner is None:
             check_http_versions(self._backend_cls, self.settings)
+            check_proxy(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             backend.start()
             try:
@@ -269,6 +281,7 @@ class AsyncFetcher:
             raise RuntimeError("this AsyncFetcher is closed")
         if self._backend is None or self._runner is None:
             check_http_versions(self._backend_cls, self.settings)
+            check_proxy(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             if not isinstance(backend, AsyncCapable):
                 raise BackendError("the asyncio backend cannot run inside a caller's loop")

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from polyfetch._body import Store
 from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait, log, total_timeout
+from polyfetch._proxy import Proxies, proxied
 from polyfetch._robots import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, Policy, Robots
 from polyfetch._throttle import Throttle
 from polyfetch._url import Target
@@ -94,6 +95,7 @@ class Runner:
         "cookies",
         "pacer",
         "post",
+        "proxies",
         "robots",
         "settings",
         "throttle",
@@ -117,6 +119,10 @@ class Runner:
         self.pacer: Pacer | None = None
         if settings.rate or settings.robots or settings.auto_throttle:
             self.pacer = Pacer(settings.rate)
+        #: The proxy chooser every plan shares (None: no proxy anywhere, the common case).
+        self.proxies: Proxies | None = Proxies.build(
+            settings.proxy, settings.no_proxy, settings.trust_env
+        )
         #: The per-host auto-throttle (`polyfetch._throttle`), or None.
         self.throttle: Throttle | None = None
         if settings.auto_throttle:
@@ -144,6 +150,7 @@ class Runner:
             )
             self._robots_runner = Runner(robots_settings, slots=slots, aslots=aslots)
             self._robots_runner.pacer = self.pacer
+            self._robots_runner.proxies = self.proxies  # robots.txt goes the same way
             # The backends read bodies by their own settings: robots.txt's cap and keeping
             # its body (whatever keep_body says) travel with its attempts.
             self._robots_runner._store = Store(ROBOTS_MAX_BYTES, keep=True)
@@ -160,7 +167,8 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate,
+                self.proxies,
             )
             if self._store is not None:
                 plan.store = self._store
@@ -200,6 +208,8 @@ class Runner:
         finally:
             if slots is not None:
                 slots.release(key)
+        if send.proxy is not None:
+            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()
@@ -248,7 +258,8 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate,
+                self.proxies,
             )
             if self._store is not None:
                 plan.store = self._store
@@ -289,6 +300,8 @@ class Runner:
             outcome = unexpected(exc)
         finally:
             slots.release(key)
+        if send.proxy is not None:
+            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()

@@ -470,6 +470,7 @@ class CurlBackend(GreenletBackend):
     """libcurl's multi interface on the greenlet hub; see the module docstring."""
 
     name = "curl"
+    https_proxy = True  # libcurl does TLS to the proxy (and TLS in it) itself
     http_versions = frozenset({"2", "3"})  # when the bundled libcurl has them (checked at start)
 
     def start(self) -> None:
