@@ -253,7 +253,9 @@ def _from_env(value: str | None, name: str) -> Proxy | None:
     try:
         return parse(value)
     except ConfigError as exc:
-        raise ConfigError(f"{exc} (from the environment: {name}; trust_env=False ignores it)") from None
+        raise ConfigError(
+            f"{exc} (from the environment: {name}; trust_env=False ignores it)"
+        ) from None
 
 
 def proxied(proxy: Proxy, outcome: object) -> object:

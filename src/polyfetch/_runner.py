@@ -167,7 +167,14 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate,
+                item,
+                index,
+                self.settings,
+                started,
+                _JITTER,
+                self.pacer,
+                self.cookies,
+                self._gate,
                 self.proxies,
             )
             if self._store is not None:
@@ -258,7 +265,14 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate,
+                item,
+                index,
+                self.settings,
+                started,
+                _JITTER,
+                self.pacer,
+                self.cookies,
+                self._gate,
                 self.proxies,
             )
             if self._store is not None:

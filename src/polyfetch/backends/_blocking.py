@@ -346,6 +346,14 @@ def map_error(exc: BaseException, *, connected: bool, proxy: Proxy | None = None
     if isinstance(exc, u3.NameResolutionError):
         return DNSError(f"cannot resolve host: {exc.__cause__ or msg}")
     if isinstance(exc, u3.NewConnectionError):
+        if proxy is not None and proxy.socks:  # socks5://: PySocks resolved the target here
+            inner: Any = exc
+            for _ in range(4):
+                inner = getattr(inner, "socket_err", None) or inner.__cause__ or inner.__context__
+                if inner is None:
+                    break
+                if isinstance(inner, socket.gaierror):
+                    return DNSError(f"cannot resolve host: {inner}")
         return ConnectError(f"cannot connect: {exc.__cause__ or msg}")
     if isinstance(exc, u3.ConnectTimeoutError):
         return ConnectTimeout(f"connect timed out: {msg}")

@@ -241,6 +241,7 @@ class AsyncioBackend(Backend, AsyncCapable):
         if send.connect_timeout != s.connect_timeout or send.read_timeout != s.read_timeout:
             timeout = self._client_timeout(send.connect_timeout, send.read_timeout)
         session = self._session
+        headers = send.headers
         extra: dict[str, object] = {}
         proxy = send.proxy
         try:
@@ -249,14 +250,15 @@ class AsyncioBackend(Backend, AsyncCapable):
                     session = self._socks_session(proxy)
                 else:  # aiohttp's own: absolute-form for http targets, CONNECT for https ones
                     extra["proxy"] = URL(proxy.url)
-                    if proxy.username is not None:
-                        extra["proxy_auth"] = aiohttp.BasicAuth(
-                            proxy.username, proxy.password or ""
-                        )
+                    auth = proxy.authorization
+                    if auth is not None:  # CONNECT's headers; a plain request carries its own
+                        extra["proxy_headers"] = {"Proxy-Authorization": auth}
+                        if send.target.scheme == "http":
+                            headers = (*headers, ("Proxy-Authorization", auth))
             resp = await session.request(
                 send.method,
                 URL(send.target.url, encoded=True),
-                headers=send.headers,
+                headers=headers,
                 data=send.body,
                 # aiohttp would add Content-Type: application/octet-stream to a body without one
                 skip_auto_headers=_NO_AUTO if send.body is not None else None,

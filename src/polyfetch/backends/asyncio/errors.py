@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 
 import aiohttp
 from aiohttp import http_exceptions as hx
@@ -68,6 +69,9 @@ def _proxy_error(exc: Exception, send: Send) -> FetchError | None:
         return cls(f"refused the tunnel: {exc.status} {one_line(exc.message)}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
         return ProxyError(f"cannot connect: {_reason(exc.os_error)}")
+    for found in (exc, exc.__cause__):  # socks5://: aiohttp-socks resolved the target here
+        if isinstance(found, socket.gaierror):
+            return DNSError(f"cannot resolve host {send.target.host!r}: {_reason(found)}")
     if isinstance(exc, asyncio.IncompleteReadError) and send.proxy is not None and send.proxy.socks:
         # python-socks lets it out when the proxy hangs up mid-handshake (pproxy does so
         # on a refused login)

@@ -23,16 +23,15 @@ from typing import TYPE_CHECKING
 
 import h11
 
+from polyfetch._proxy import HTTPS_PROXY_REFUSED
 from polyfetch.backends.hub.loop import READ
 from polyfetch.backends.hub.net import CHUNK, Resolver, Stream, _handshake, connect
-from polyfetch._proxy import HTTPS_PROXY_REFUSED
 from polyfetch.errors import ConnectTimeout, ProxyAuthError, ProxyError
 
 if TYPE_CHECKING:
     from polyfetch._plan import Send
     from polyfetch._proxy import Proxy
     from polyfetch.backends.hub.loop import Hub
-
 
 
 def absolute_form(send: Send, proxy: Proxy) -> Send:
@@ -44,9 +43,7 @@ def absolute_form(send: Send, proxy: Proxy) -> Send:
     return replace(send, target=replace(send.target, target=send.target.url), headers=headers)
 
 
-def open_stream(
-    hub: Hub, resolver: Resolver, send: Send, tls: ssl.SSLContext | None
-) -> Stream:
+def open_stream(hub: Hub, resolver: Resolver, send: Send, tls: ssl.SSLContext | None) -> Stream:
     """A stream to ``send``'s target through ``send.proxy`` (TLS to the target when ``tls``);
     raises the taxonomy (`ProxyError` for the proxy's refusals) or `DeadlineExpired`."""
     proxy = send.proxy
@@ -74,9 +71,7 @@ def open_stream(
             return stream  # absolute-form requests to the proxy itself
         stream.where = f"{t.host}:{t.port}"  # from here on, errors are about the target
         if tls is not None:
-            stream = _handshake(
-                stream, tls, t.host, budget, send.connect_timeout, send.deadline
-            )
+            stream = _handshake(stream, tls, t.host, budget, send.connect_timeout, send.deadline)
         return stream
     except BaseException:
         stream.close()
@@ -145,8 +140,7 @@ def _socks5(stream: Stream, resolver: Resolver, send: Send, proxy: Proxy, budget
         from socksio import socks5
     except ImportError:
         raise ProxyError(
-            "socks5:// proxies on the greenlet backend need socksio: "
-            "pip install 'polyfetch[socks]'"
+            "socks5:// proxies on the greenlet backend need socksio: pip install 'polyfetch[socks]'"
         ) from None
     t = send.target
     host = t.host
