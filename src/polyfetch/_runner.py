@@ -33,7 +33,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from polyfetch._body import Store
 from polyfetch._pace import Pacer
 from polyfetch._plan import Done, Plan, Response, Send, Wait, log, total_timeout
-from polyfetch._proxy import Proxies, proxied
 from polyfetch._robots import ROBOTS_MAX_BYTES, ROBOTS_REDIRECTS, Policy, Robots
 from polyfetch._throttle import Throttle
 from polyfetch._url import Target
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from polyfetch._cookies import Cookies
+    from polyfetch._proxy import Proxies
     from polyfetch._slots import AsyncSlots, Slots
     from polyfetch.postprocess import PostProcessor
 
@@ -109,8 +109,10 @@ class Runner:
         aslots: AsyncSlots | None = None,
         post: PostProcessor | None = None,
         lock: Callable[[], Any] | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
-        """``lock`` makes a backend semaphore of 1 (for ``robots``: one fetch per origin)."""
+        """``lock`` makes a backend semaphore of 1 (for ``robots``: one fetch per origin);
+        ``proxies`` is the fetcher's chooser (`Proxies.build`, made when the fetcher is)."""
         self.settings = settings
         self._slots = slots
         self._aslots = aslots
@@ -120,9 +122,7 @@ class Runner:
         if settings.rate or settings.robots or settings.auto_throttle:
             self.pacer = Pacer(settings.rate)
         #: The proxy chooser every plan shares (None: no proxy anywhere, the common case).
-        self.proxies: Proxies | None = Proxies.build(
-            settings.proxy, settings.no_proxy, settings.trust_env
-        )
+        self.proxies = proxies
         #: The per-host auto-throttle (`polyfetch._throttle`), or None.
         self.throttle: Throttle | None = None
         if settings.auto_throttle:
@@ -216,6 +216,8 @@ class Runner:
             if slots is not None:
                 slots.release(key)
         if send.proxy is not None:
+            from polyfetch._proxy import proxied
+
             outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
@@ -315,6 +317,8 @@ class Runner:
         finally:
             slots.release(key)
         if send.proxy is not None:
+            from polyfetch._proxy import proxied
+
             outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
