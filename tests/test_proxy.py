@@ -3,6 +3,7 @@ redaction, and the planner putting a proxy on each attempt (redirect hops re-dec
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
@@ -12,6 +13,7 @@ from polyfetch._plan import Plan, RequestSend, Response, Send
 from polyfetch._proxy import NoProxy, Proxies, Proxy, parse, proxied
 from polyfetch.errors import ConnectError, InvalidRequest, ReadError
 from polyfetch.settings import Settings
+from polyfetch.testing import closed_port
 
 
 def test_proxy_urls_parse_with_curls_defaults():
@@ -128,3 +130,50 @@ def test_greenlet_refuses_an_https_proxy_at_start():
 
     with pytest.raises(BackendError, match="greenlet"), Fetcher("greenlet", proxy="https://p:1"):
         pass
+
+
+@pytest.fixture(scope="module")
+def proxies(tmp_path_factory):
+    pytest.importorskip("proxy")
+    from polyfetch.testing.proxies import start_proxies
+
+    with start_proxies(tmp_path_factory.mktemp("proxies")) as running:
+        yield running
+
+
+def _cli(*argv: str) -> tuple[int, str, str]:
+    import io
+
+    from polyfetch.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    status = main(list(argv), stdout=out, stderr=err, stdin=io.StringIO())
+    return status, out.getvalue(), err.getvalue()
+
+
+def test_cli_get_and_crawl_go_through_the_proxy_given(servers, proxies, tmp_path, monkeypatch):
+    from polyfetch.testing.proxies import ProxyServers
+
+    url = servers.on(13, "/bytes/4")
+    mark = ProxyServers.size(proxies.http_auth_log)
+    status, out, err = _cli("get", "-x", proxies.login(proxies.http_auth), url)
+    assert status == 0, err
+    assert json.loads(out)["status"] == 200
+    assert f"GET {url.split('://')[1]}" in ProxyServers.since(
+        proxies.http_auth_log, mark, wait_for="GET"
+    )
+    urls = tmp_path / "urls.txt"
+    urls.write_text(f"{url}\n{servers.on(14, '/bytes/4')}\n")
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{closed_port()}")
+    status, out, err = _cli("crawl", str(urls), "--noproxy", servers.hosts[13], "-q")
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [r["status"] for r in records] == [200, None], records  # the other: a dead proxy
+    assert records[1]["error"] == "ProxyError", records
+    assert "proxy" not in json.dumps(records[0]).lower(), records  # records show the target
+    status, out, err = _cli("crawl", str(urls), "--no-proxy-env", "-q")
+    assert [json.loads(line)["status"] for line in out.splitlines()] == [200, 200], out
+
+
+def test_cli_refuses_an_unusable_proxy_with_exit_2():
+    status, _, err = _cli("get", "-x", "ftp://u:hunter2@h", "http://127.0.0.1:1/")
+    assert status == 2 and "proxy" in err and "hunter2" not in err
