@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from polyfetch import testing as t
 from polyfetch.testing.checks import proxies as checks
 from polyfetch.testing.proxies import start_proxies
 
 
 @pytest.fixture(scope="module")
-def proxies(tmp_path_factory):
+def proxies(tmp_path_factory, servers):
     pytest.importorskip("proxy")
     pytest.importorskip("pproxy")
-    with start_proxies(tmp_path_factory.mktemp("proxies")) as running:
+    tls = checks.tls_files(servers)
+    with start_proxies(tmp_path_factory.mktemp("proxies"), tls=tls) as running:
         yield running
 
 
@@ -34,14 +34,12 @@ def test_environment_and_no_proxy_choose_the_way(harness, servers, proxies):
 
 
 def test_a_dead_proxy_gives_each_item_a_proxy_error(harness, servers):
-    t.check_a_dead_proxy_gives_each_item_a_proxy_error(harness, servers)
+    checks.check_a_dead_proxy_gives_each_item_a_proxy_error(harness, servers)
 
 
 def test_per_host_limits_key_on_the_target_through_a_proxy(harness, servers, proxies):
     checks.check_per_host_limits_key_on_the_target_through_a_proxy(harness, servers, proxies)
 
 
-def test_https_proxy_refused_by_the_greenlet_backend(backend):
-    if backend != "greenlet":
-        pytest.skip("only the greenlet hub refuses https:// proxies")
-    checks.check_https_proxy_refused_by_the_greenlet_backend(t.harness_for(backend))
+def test_https_proxy_speaks_tls_to_the_proxy(harness, servers, proxies):
+    checks.check_https_proxy_speaks_tls_to_the_proxy(harness, servers, proxies)

@@ -34,13 +34,13 @@ _PPROXY = (
 )
 
 
-def _serve(directory: str) -> int:
+def _serve(directory: str, tls: list[str]) -> int:
     """The wrapper process: start the proxies, say where they are, wait for them."""
     import subprocess
 
     logs = Path(directory)
     logs.mkdir(parents=True, exist_ok=True)
-    ports = [_free_port() for _ in range(4)]
+    ports = [_free_port() for _ in range(5 if tls else 4)]
     common = ["--hostname", "127.0.0.1", "--num-workers", "1", "--num-acceptors", "1"]
     common += ["--log-level", "INFO"]
     children = []
@@ -53,6 +53,8 @@ def _serve(directory: str) -> int:
     socks_cmd = [sys.executable, "-c", _PPROXY, "-v", "--auth", "0"]  # no IP remembered
     socks_cmd += ["-l", f"socks5://127.0.0.1:{ports[2]}"]
     socks_cmd += ["-l", f"socks5://127.0.0.1:{ports[3]}#{USER}:{PASSWORD}"]
+    if tls:  # an https:// proxy: TLS to the proxy itself, with the given certificate
+        socks_cmd += ["-l", f"http+ssl://127.0.0.1:{ports[4]}", "--ssl", ",".join(tls)]
     log = open(logs / "socks.log", "ab")  # noqa: SIM115
     children.append(subprocess.Popen(socks_cmd, stdout=log, stderr=log))
     until = time.monotonic() + 25
@@ -72,4 +74,4 @@ def _serve(directory: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve(sys.argv[1]))
+    sys.exit(_serve(sys.argv[1], sys.argv[2:]))

@@ -41,7 +41,9 @@ class ProxyServers:
     socks_auth: str  #: 127.0.0.1:PORT, SOCKS5 wanting USER:PASSWORD
     http_log: str
     http_auth_log: str
-    socks_log: str
+    socks_log: str  #: pproxy's: the SOCKS5 proxies' and the https:// one's
+    #: https://localhost:PORT (pproxy over TLS, the certificate given to `start_proxies`)
+    https: str | None = None
 
     @staticmethod
     def login(url: str, user: str = USER, password: str = PASSWORD) -> str:
@@ -72,16 +74,22 @@ class ProxyServers:
 
 
 @contextlib.contextmanager
-def start_proxies(directory: str | os.PathLike[str] | None = None) -> Iterator[ProxyServers]:
-    """Run the test proxies for the ``with`` block; stop them (and their children) after."""
+def start_proxies(
+    directory: str | os.PathLike[str] | None = None, tls: tuple[str, str] | None = None
+) -> Iterator[ProxyServers]:
+    """Run the test proxies for the ``with`` block; stop them (and their children) after.
+
+    With ``tls`` (a certificate for ``localhost`` and its key, PEM files), an https://
+    proxy too."""
     with contextlib.ExitStack() as stack:
         if directory is None:
             directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="polyfetch-px-"))
         proc, line = start_process(
-            [sys.executable, "-m", "polyfetch.testing._proxyserve", str(directory)], READY
+            [sys.executable, "-m", "polyfetch.testing._proxyserve", str(directory), *(tls or ())],
+            READY,
         )
         stack.callback(stop, proc)
-        http, http_auth, socks, socks_auth = line.split(" on ", 1)[1].split()
+        http, http_auth, socks, socks_auth, *more = line.split(" on ", 1)[1].split()
         logs = Path(directory)
         yield ProxyServers(
             http=f"http://127.0.0.1:{http}",
@@ -91,4 +99,5 @@ def start_proxies(directory: str | os.PathLike[str] | None = None) -> Iterator[P
             http_log=str(logs / "http.log"),
             http_auth_log=str(logs / "http-auth.log"),
             socks_log=str(logs / "socks.log"),
+            https=f"https://localhost:{more[0]}" if more else None,
         )

@@ -12,10 +12,10 @@ import contextlib
 import os
 from collections.abc import Callable, Iterator
 
-from polyfetch.errors import BackendError, DNSError, ProxyAuthError, ProxyError
+from polyfetch.errors import BackendError, DNSError, ProxyAuthError, ProxyError, TLSError
 from polyfetch.request import Request
 from polyfetch.testing.checks._registry import check, shown
-from polyfetch.testing.harness import Harness
+from polyfetch.testing.harness import Harness, SkipCheck
 from polyfetch.testing.proxies import PASSWORD, ProxyServers, start_proxies
 from polyfetch.testing.servers import Servers, closed_port, isolated_network
 
@@ -24,12 +24,18 @@ _ENV += tuple(name.lower() for name in _ENV)
 
 
 @contextlib.contextmanager
-def _running(proxies: ProxyServers | None) -> Iterator[ProxyServers]:
+def _running(proxies: ProxyServers | None, servers: Servers) -> Iterator[ProxyServers]:
     if proxies is not None:
         yield proxies
     else:
-        with start_proxies() as started:
+        with start_proxies(tls=tls_files(servers)) as started:
             yield started
+
+
+def tls_files(servers: Servers) -> tuple[str, str]:
+    """The test server's certificate (for localhost) and key, for the https:// proxy."""
+    directory = os.path.dirname(servers.ca_file)
+    return os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
 
 
 @contextlib.contextmanager
@@ -62,7 +68,7 @@ def check_http_proxy_carries_http_and_https_targets(
 ) -> None:
     """An http:// proxy gets plain http requests in absolute form and https ones through
     CONNECT; the records show the target, never the proxy."""
-    with _running(proxies) as px:
+    with _running(proxies, servers) as px:
         seen = _through(px.http_log)
         plain = servers.on(6, "/bytes/11")
         secure = f"{servers.https}/bytes/12"
@@ -81,7 +87,7 @@ def check_proxy_credentials_are_sent_and_refusals_are_proxy_errors(
     """Credentials in the proxy URL log in (HTTP Basic, SOCKS5 login); none or wrong ones
     are a ProxyAuthError (407, not retried) or a ProxyError (SOCKS5), whose message never
     holds the password."""
-    with _running(proxies) as px:
+    with _running(proxies, servers) as px:
         urls = [servers.on(7, "/bytes/3"), f"{servers.https}/bytes/4"]
         ok = dict(ca_bundle=servers.ca_file, retries=1, backoff=0.01)
         for proxy in (px.login(px.http_auth), px.login("socks5h://" + px.socks_auth)):
@@ -108,7 +114,7 @@ def check_socks5_resolves_locally_and_socks5h_at_the_proxy(
 ) -> None:
     """socks5h:// hands the proxy the host name, socks5:// an address we resolved (pproxy's
     log shows which); a name only we fail to resolve is a DNSError through socks5://."""
-    with _running(proxies) as px:
+    with _running(proxies, servers) as px:
         port = servers.port
         seen = _through(px.socks_log)
         r = harness.one(f"http://localhost:{port}/bytes/5", proxy="socks5h://" + px.socks)
@@ -138,7 +144,7 @@ def check_environment_and_no_proxy_choose_the_way(
 ) -> None:
     """http_proxy / HTTPS_PROXY / no_proxy are honoured as curl does (upper-case
     HTTP_PROXY is not), trust_env=False ignores them, no_proxy= and Request(proxy=) win."""
-    with _running(proxies) as px:
+    with _running(proxies, servers) as px:
         dead = f"http://127.0.0.1:{closed_port()}"
         via, direct = servers.on(9, "/bytes/2"), servers.on(10, "/bytes/2")
         secure = f"{servers.https}/bytes/2"
@@ -196,7 +202,7 @@ def check_per_host_limits_key_on_the_target_through_a_proxy(
     harness: Harness, servers: Servers, proxies: ProxyServers | None = None
 ) -> None:
     """per_host counts the target hosts, not the one proxy they all go through."""
-    with _running(proxies) as px:
+    with _running(proxies, servers) as px:
         servers.reset_stats()
         urls = [servers.on(11, "/delay/60"), servers.on(12, "/delay/60")] * 8
         for r in harness.run(urls, proxy="socks5://" + px.socks, concurrency=8, per_host=2):
@@ -206,6 +212,28 @@ def check_per_host_limits_key_on_the_target_through_a_proxy(
         for host, counts in hosts.items():
             assert counts["peak"] <= 2, f"per_host=2, but {host} saw {counts}"
         assert stats["_total"]["peak"] >= 3, f"the proxy's host was the key: {stats['_total']}"
+
+
+@check
+def check_https_proxy_speaks_tls_to_the_proxy(
+    harness: Harness, servers: Servers, proxies: ProxyServers | None = None
+) -> None:
+    """An https:// proxy: TLS to the proxy (verified like any server), then absolute-form or
+    CONNECT inside it. The greenlet hub cannot nest TLS and refuses it at start."""
+    if harness.name == "greenlet":
+        check_https_proxy_refused_by_the_greenlet_backend(harness)
+        return
+    with _running(proxies, servers) as px:
+        if px.https is None:
+            raise SkipCheck("the test proxies were started without a certificate")
+        seen = _through(px.socks_log)
+        plain, secure = servers.on(15, "/bytes/8"), f"{servers.https}/bytes/9"
+        for r in harness.run([plain, secure], proxy=px.https, ca_bundle=servers.ca_file):
+            assert r.error is None and r.status == 200, shown(r)
+        assert seen(f"-> {plain.split('://')[1].split('/')[0]}"), "not through the https proxy"
+        assert seen(f"-> localhost:{_https_port(servers)}"), "https not through the proxy"
+        r = harness.one(plain, proxy=px.https, retries=0)  # the proxy's CA is not trusted
+        assert isinstance(r.error, TLSError | ProxyError), shown(r)
 
 
 def check_https_proxy_refused_by_the_greenlet_backend(harness: Harness) -> None:
