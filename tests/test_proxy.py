@@ -177,3 +177,9 @@ def test_cli_get_and_crawl_go_through_the_proxy_given(servers, proxies, tmp_path
 def test_cli_refuses_an_unusable_proxy_with_exit_2():
     status, _, err = _cli("get", "-x", "ftp://u:hunter2@h", "http://127.0.0.1:1/")
     assert status == 2 and "proxy" in err and "hunter2" not in err
+
+
+def test_greenlet_gives_an_https_proxy_from_a_request_a_proxy_error_record():
+    with Fetcher("greenlet") as f:
+        r = f.fetch(Request("http://127.0.0.1:1/", proxy="https://127.0.0.1:1"))
+    assert isinstance(r.error, ProxyError) and "greenlet" in r.error.message, r
