@@ -11,7 +11,7 @@ import pytest
 from polyfetch import ConfigError, Fetcher, ProxyAuthError, ProxyError, Request
 from polyfetch._plan import Plan, RequestSend, Response, Send
 from polyfetch._proxy import NoProxy, Proxies, Proxy, parse, proxied
-from polyfetch.errors import ConnectError, InvalidRequest, ReadError
+from polyfetch.errors import ConnectError, DNSError, InvalidRequest, ReadError
 from polyfetch.settings import Settings
 from polyfetch.testing import closed_port
 
@@ -46,6 +46,8 @@ def test_credentials_never_shown():
     assert isinstance(err, ProxyError) and "hunter2" not in err.message and "h:8080" in err.message
     assert isinstance(proxied(p, Response(407, {}, b"", 0)), ProxyAuthError)
     assert proxied(p, ReadError("x")) == ReadError("x")
+    assert isinstance(proxied(p, DNSError("cannot resolve host 'h'")), ProxyError)
+    assert isinstance(proxied(parse("socks5://h:1"), DNSError("t")), DNSError)  # the target's
 
 
 def test_environment_as_curl_reads_it():

@@ -39,6 +39,7 @@ from polyfetch.errors import (
     ConfigError,
     ConnectError,
     ConnectTimeout,
+    DNSError,
     FetchError,
     ProxyAuthError,
     ProxyError,
@@ -275,6 +276,8 @@ def proxied(proxy: Proxy, outcome: object) -> object:
             message = f"proxy {proxy.where}: {message}"
         return type(outcome)(message) if message != outcome.message else outcome
     if type(outcome) is ConnectError:  # the one connection an attempt opens is the proxy's
+        return ProxyError(f"proxy {proxy.where}: {message}")
+    if type(outcome) is DNSError and proxy.remote_dns:  # only the proxy's name is ours to resolve
         return ProxyError(f"proxy {proxy.where}: {message}")
     if type(outcome) is ConnectTimeout:
         return ConnectTimeout(f"{message} (through proxy {proxy.where})")
