@@ -61,7 +61,7 @@ class Proxy:
     scheme: str  #: "http", "https", "socks5" or "socks5h"
     host: str
     port: int
-    username: str | None = field(default=None, compare=True)
+    username: str | None = None
     password: str | None = field(default=None, repr=False)
 
     @property
