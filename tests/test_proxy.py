@@ -185,3 +185,12 @@ def test_greenlet_gives_an_https_proxy_from_a_request_a_proxy_error_record():
     with Fetcher("greenlet") as f:
         r = f.fetch(Request("http://127.0.0.1:1/", proxy="https://127.0.0.1:1"))
     assert isinstance(r.error, ProxyError) and "greenlet" in r.error.message, r
+
+
+def test_debug_log_names_the_proxy_without_credentials(caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG, logger="polyfetch"):
+        plan("http://a.test/", proxy="http://u:hunter2@p.test:3128").advance(None, 100.0)
+    text = caplog.text
+    assert "via http://p.test:3128" in text and "hunter2" not in text

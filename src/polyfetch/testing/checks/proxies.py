@@ -93,6 +93,13 @@ def check_proxy_credentials_are_sent_and_refusals_are_proxy_errors(
         for proxy in (px.login(px.http_auth), px.login("socks5h://" + px.socks_auth)):
             for r in harness.run(urls, proxy=proxy, **ok):
                 assert r.error is None and r.status == 200, f"{proxy.split(':')[0]}: {shown(r)}"
+        # the proxy's credentials go to the proxy only, never through the tunnel
+        echo = harness.one(
+            f"{servers.https}/anything", proxy=px.login(px.http_auth), ca_bundle=servers.ca_file
+        )
+        assert echo.status == 200, shown(echo)
+        sent = {k.lower() for k in echo.json()["headers"]}
+        assert "proxy-authorization" not in sent, f"the site got the proxy's credentials: {sent}"
         wrong = "wrong-pw-123"
         for proxy in (px.http_auth, px.login(px.http_auth, password=wrong)):
             for r in harness.run(urls, proxy=proxy, **ok):
