@@ -161,6 +161,7 @@ class BlockingClient:
         self._pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
         #: One pool manager per proxy an attempt went through (`_through`).
         self._proxied: dict[Proxy, urllib3.PoolManager] = {}
+        self._proxied_lock = threading.Lock()  # worker threads may meet a new proxy at once
 
     def _pool_options(self) -> dict[str, Any]:
         settings = self.settings
@@ -181,6 +182,14 @@ class BlockingClient:
         pm = self._proxied.get(proxy)
         if pm is not None:
             return pm
+        with self._proxied_lock:
+            pm = self._proxied.get(proxy)
+            if pm is None:
+                pm = self._proxied[proxy] = self._proxy_manager(proxy)
+        return pm
+
+    def _proxy_manager(self, proxy: Proxy) -> urllib3.PoolManager:
+        pm: urllib3.PoolManager
         if proxy.socks:
             classes = _socks_pool_classes()
             from urllib3.contrib.socks import SOCKSProxyManager
@@ -198,7 +207,6 @@ class BlockingClient:
                 **self._pool_options(),
             )
             pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
-        self._proxied[proxy] = pm
         return pm
 
     def perform(
