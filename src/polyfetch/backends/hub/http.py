@@ -374,7 +374,8 @@ class Pool:
     def put(self, conn: Connection) -> None:
         """Keep ``conn`` for reuse, or close it if the pool is full."""
         idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= self._per_key:
+        # connections to an HTTP proxy serve every target host: up to the total, not per_host
+        if len(idle) >= self._per_key and conn.key[0] != "via":
             conn.close()
             return
         conn.idle_since = time.monotonic()
