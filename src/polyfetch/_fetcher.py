@@ -31,6 +31,7 @@ from polyfetch.backends._base import (
     Backend,
     Group,
     check_http_versions,
+    check_proxy,
 )
 from polyfetch.errors import BackendError
 from polyfetch.result import Result
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Executor
     from http.cookiejar import CookieJar
 
+    from polyfetch._proxy import Proxies
     from polyfetch.postprocess import PostProcessor
 
 BackendName = Literal["threads", "gevent", "asyncio", "greenlet", "curl"]
@@ -83,6 +85,13 @@ class Options(TypedDict, total=False):
         host (the stricter of it and ``rate``), capped at ``max_crawl_delay`` seconds.
     auto_throttle: lower a host's concurrency and pace when its latency climbs or it answers
         429/503, raise them again while it is healthy, within ``per_host`` and ``rate``.
+    proxy: a proxy URL for every request (``http://``, ``https://``, ``socks5://``,
+        ``socks5h://``, with optional ``user:password@``); "" for none whatever the
+        environment says; None (default): from the environment (``trust_env``).
+    no_proxy: hosts that go direct (curl's ``--noproxy``: a comma list or a list of hosts,
+        domains, IPs and CIDR blocks, ``*`` for every host); None: the environment's.
+    trust_env: read ``http_proxy``, ``https_proxy``, ``all_proxy`` and ``no_proxy`` (curl's
+        rules; read once, when the fetcher is made). False ignores them.
     """
 
     concurrency: int
@@ -116,6 +125,9 @@ class Options(TypedDict, total=False):
     robots: bool
     max_crawl_delay: float
     auto_throttle: bool
+    proxy: str | None
+    no_proxy: str | Iterable[str] | None
+    trust_env: bool
 
 
 class Fetcher:
@@ -130,6 +142,8 @@ class Fetcher:
         self, backend: BackendName | type[Backend] = backends.DEFAULT, **options: Unpack[Options]
     ) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
+        #: The proxy chooser, the environment read now, once (None: no proxy anywhere).
+        self._proxies = _proxies(self.settings)
         if isinstance(backend, type):  # a backend class of one's own (see polyfetch.testing)
             self._backend_cls: type[Backend] = backend
             self.backend_name: str = getattr(backend, "name", backend.__name__)
@@ -153,10 +167,13 @@ class Fetcher:
             raise RuntimeError("this Fetcher is closed")
         if self._backend is None or self._runner is None:
             check_http_versions(self._backend_cls, self.settings)
+            check_proxy(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             backend.start()
             try:
-                runner = _runner(backend, self.settings, _post_processor(self.settings))
+                runner = _runner(
+                    backend, self.settings, _post_processor(self.settings), self._proxies
+                )
             except BaseException:
                 backend.close()
                 raise
@@ -246,6 +263,8 @@ class AsyncFetcher:
 
     def __init__(self, **options: Unpack[Options]) -> None:
         self.settings = Settings.build(**options)  # type: ignore[arg-type]
+        #: The proxy chooser, the environment read now, once (None: no proxy anywhere).
+        self._proxies = _proxies(self.settings)
         self._backend_cls = backends.load("asyncio")
         self._backend: AsyncCapable | None = None
         self._runner: Runner | None = None
@@ -269,12 +288,15 @@ class AsyncFetcher:
             raise RuntimeError("this AsyncFetcher is closed")
         if self._backend is None or self._runner is None:
             check_http_versions(self._backend_cls, self.settings)
+            check_proxy(self._backend_cls, self.settings)
             backend = self._backend_cls(self.settings)
             if not isinstance(backend, AsyncCapable):
                 raise BackendError("the asyncio backend cannot run inside a caller's loop")
             await backend.astart()
             try:
-                runner = _runner(backend, self.settings, _post_processor(self.settings))
+                runner = _runner(
+                    backend, self.settings, _post_processor(self.settings), self._proxies
+                )
             except BaseException:
                 await backend.aclose()
                 raise
@@ -345,13 +367,31 @@ def _jar(settings: Settings, runner: Runner | None) -> CookieJar | None:
     return settings.cookies if settings.cookies not in (None, False, True) else None  # type: ignore[return-value]
 
 
-def _runner(backend: Backend | AsyncCapable, settings: Settings, post: Any) -> Runner:
+def _proxies(settings: Settings) -> Proxies | None:
+    """The fetcher's proxy chooser (`polyfetch._proxy`); a bad proxy URL in the environment
+    is a `ConfigError` now."""
+    from polyfetch._proxy import Proxies
+
+    return Proxies.build(settings.proxy, settings.no_proxy, settings.trust_env)
+
+
+def _runner(
+    backend: Backend | AsyncCapable, settings: Settings, post: Any, proxies: Proxies | None
+) -> Runner:
     """The fetcher's runner, its slots waiting on ``backend``'s semaphores."""
     if isinstance(backend, AsyncCapable):
         aslots = AsyncSlots(settings, backend.async_semaphore)
-        return Runner(settings, aslots=aslots, post=post, lock=lambda: backend.async_semaphore(1))
+        return Runner(
+            settings,
+            aslots=aslots,
+            post=post,
+            lock=lambda: backend.async_semaphore(1),
+            proxies=proxies,
+        )
     slots = Slots(settings, backend.semaphore, pooled=backend.pooled, threaded=backend.threaded)
-    return Runner(settings, slots=slots, post=post, lock=lambda: backend.semaphore(1))
+    return Runner(
+        settings, slots=slots, post=post, lock=lambda: backend.semaphore(1), proxies=proxies
+    )
 
 
 def _queues(settings: Settings, runner: Runner) -> HostQueues | None:

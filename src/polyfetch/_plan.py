@@ -45,6 +45,7 @@ log = logging.getLogger("polyfetch")
 
 if TYPE_CHECKING:
     from polyfetch._cookies import Cookies
+    from polyfetch._proxy import Proxies, Proxy
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Headers that must not follow a redirect to another host.
@@ -71,14 +72,18 @@ class Send:
     body: ClassVar[bytes | None] = None
     #: None: the response body goes to memory within the fetcher's max_bytes.
     store: ClassVar[Store | None] = None
+    #: The proxy this attempt goes through (None: direct); see `RequestSend`.
+    proxy: ClassVar[Proxy | None] = None
 
 
 @dataclass(frozen=True, slots=True)
 class RequestSend(Send):
-    """A `Send` for a `Request` item: with its body and where the response body goes."""
+    """A `Send` for a `Request` item, or through a proxy: with its body, where the response
+    body goes and its proxy."""
 
     body: bytes | None = None  # type: ignore[misc]
     store: Store | None = None  # type: ignore[misc]
+    proxy: Proxy | None = None  # type: ignore[misc]
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +148,8 @@ class Plan:
     #: robots.txt's known verdict on a target (None: allowed, or not known yet), asked
     #: before an attempt's start is booked, so that a refused URL costs no place in the pace.
     gate: Callable[[_url.Target], FetchError | None] | None = None
+    #: The fetcher's proxy chooser (None: every attempt goes direct), or the item's own.
+    proxies: Proxies | None = None
     #: 1 + retries: a redirect hop is counted in ``redirects``, not here
     attempts: int = 0
     redirects: int = 0
@@ -242,6 +249,10 @@ class Plan:
         self.settings = req.settings
         self._target = _url.parse(req.url)
         self._headers = req.headers
+        if item.proxy is not None:
+            from polyfetch._proxy import for_item
+
+            self.proxies = for_item(item.proxy, self.proxies)
         if item.save_to is not None:
             self.store = Store(item.save_max_bytes, item.save_to)
         elif item.max_bytes is not None:
@@ -278,12 +289,20 @@ class Plan:
             what = f"redirect {self.redirects}" if hop else f"attempt {self.attempts}"
             method = self._req.method if self._req is not None else self.settings.method
             self._log("%s: %s %s", what, method, self._target.url)
+            if self.proxies is not None:
+                chosen = self.proxies.choose(self._target.scheme, self._target.host)
+                self._log("via %s", chosen.url if chosen is not None else "no proxy (no_proxy)")
         s = self.settings
         headers = self._headers
         if self.cookies is not None:
             headers = self.cookies.add_header(self._target, headers)
         req = self._req
-        if req is None and self.store is None:
+        proxy = (
+            None
+            if self.proxies is None
+            else self.proxies.choose(self._target.scheme, self._target.host)
+        )
+        if req is None and self.store is None and proxy is None:
             return Send(
                 target=self._target,
                 method=s.method,
@@ -301,6 +320,7 @@ class Plan:
             deadline=self.deadline,
             body=req.body if req is not None else None,
             store=self.store,
+            proxy=proxy,
         )
 
     def _retry(self, now: float, after: float | None, why: str) -> Action:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from polyfetch._cookies import Cookies
+    from polyfetch._proxy import Proxies
     from polyfetch._slots import AsyncSlots, Slots
     from polyfetch.postprocess import PostProcessor
 
@@ -94,6 +95,7 @@ class Runner:
         "cookies",
         "pacer",
         "post",
+        "proxies",
         "robots",
         "settings",
         "throttle",
@@ -107,8 +109,10 @@ class Runner:
         aslots: AsyncSlots | None = None,
         post: PostProcessor | None = None,
         lock: Callable[[], Any] | None = None,
+        proxies: Proxies | None = None,
     ) -> None:
-        """``lock`` makes a backend semaphore of 1 (for ``robots``: one fetch per origin)."""
+        """``lock`` makes a backend semaphore of 1 (for ``robots``: one fetch per origin);
+        ``proxies`` is the fetcher's chooser (`Proxies.build`, made when the fetcher is)."""
         self.settings = settings
         self._slots = slots
         self._aslots = aslots
@@ -117,6 +121,8 @@ class Runner:
         self.pacer: Pacer | None = None
         if settings.rate or settings.robots or settings.auto_throttle:
             self.pacer = Pacer(settings.rate)
+        #: The proxy chooser every plan shares (None: no proxy anywhere, the common case).
+        self.proxies = proxies
         #: The per-host auto-throttle (`polyfetch._throttle`), or None.
         self.throttle: Throttle | None = None
         if settings.auto_throttle:
@@ -144,6 +150,7 @@ class Runner:
             )
             self._robots_runner = Runner(robots_settings, slots=slots, aslots=aslots)
             self._robots_runner.pacer = self.pacer
+            self._robots_runner.proxies = self.proxies  # robots.txt goes the same way
             # The backends read bodies by their own settings: robots.txt's cap and keeping
             # its body (whatever keep_body says) travel with its attempts.
             self._robots_runner._store = Store(ROBOTS_MAX_BYTES, keep=True)
@@ -160,7 +167,15 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+                item,
+                index,
+                self.settings,
+                started,
+                _JITTER,
+                self.pacer,
+                self.cookies,
+                self._gate,
+                self.proxies,
             )
             if self._store is not None:
                 plan.store = self._store
@@ -200,6 +215,10 @@ class Runner:
         finally:
             if slots is not None:
                 slots.release(key)
+        if send.proxy is not None:
+            from polyfetch._proxy import proxied
+
+            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()
@@ -248,7 +267,15 @@ class Runner:
         result: Result | None = None
         try:
             plan = Plan(
-                item, index, self.settings, started, _JITTER, self.pacer, self.cookies, self._gate
+                item,
+                index,
+                self.settings,
+                started,
+                _JITTER,
+                self.pacer,
+                self.cookies,
+                self._gate,
+                self.proxies,
             )
             if self._store is not None:
                 plan.store = self._store
@@ -289,6 +316,10 @@ class Runner:
             outcome = unexpected(exc)
         finally:
             slots.release(key)
+        if send.proxy is not None:
+            from polyfetch._proxy import proxied
+
+            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()

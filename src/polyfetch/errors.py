@@ -57,6 +57,19 @@ class ConnectError(FetchError):
     retryable = True
 
 
+class ProxyError(ConnectError):
+    """The proxy could not be reached, or refused to carry the request: a CONNECT answered
+    with a status other than 2xx, a SOCKS failure. The message names the proxy's host:port,
+    never its credentials."""
+
+
+class ProxyAuthError(ProxyError):
+    """The proxy wants credentials, or refused the ones given (HTTP 407, SOCKS5 login):
+    not retried."""
+
+    retryable = False
+
+
 class ConnectTimeout(ConnectError):
     """The TCP connection (or TLS handshake) took longer than the connect timeout."""
 
@@ -145,6 +158,8 @@ TAXONOMY: dict[str, type[FetchError]] = {
         InvalidRequest,
         DNSError,
         ConnectError,
+        ProxyError,
+        ProxyAuthError,
         ConnectTimeout,
         ReadTimeout,
         ReadError,

@@ -51,6 +51,8 @@ class Request:
             memory; ``Result.body`` is then None.
         save_max_bytes: the file's size cap (on the wire and decoded), default 1 GiB.
         meta: any JSON-able value, carried unchanged to ``Result.meta`` (and the crawl's record).
+        proxy: this item's proxy URL instead of the fetcher's ("" : direct); the fetcher's
+            ``no_proxy`` still applies. An unusable URL is this item's `InvalidRequest`.
     """
 
     url: str
@@ -67,6 +69,7 @@ class Request:
     save_to: str | None = None
     save_max_bytes: int = 2**30
     meta: Any = None
+    proxy: str | None = None
 
     def __repr__(self) -> str:
         return f"Request({self.method or 'GET'} {self.url!r})"

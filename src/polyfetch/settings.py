@@ -91,6 +91,12 @@ class Settings:
     #: Adjust each host's concurrency and pace to its latency and 429/503 answers
     #: (`polyfetch._throttle`), within ``per_host`` and ``rate``.
     auto_throttle: bool = False
+    #: A proxy URL for every target (`polyfetch._proxy`); "" none; None: the environment's.
+    proxy: str | None = None
+    #: Hosts that go direct (a comma list or an iterable; None: the environment's no_proxy).
+    no_proxy: str | tuple[str, ...] | None = None
+    #: Read the proxy variables of the environment (curl's rules), once per fetcher.
+    trust_env: bool = True
     #: Statuses worth another attempt (any iterable of ints; kept as a frozenset).
     retry_statuses: frozenset[int] = RETRY_STATUSES
     #: `request_headers`, computed once here rather than once per item.
@@ -145,6 +151,7 @@ class Settings:
             raise ConfigError(
                 f"cookies must be True or an http.cookiejar.CookieJar, got {self.cookies!r}"
             )
+        self._check_proxy()
         self.check_headers(self.headers)
         merged = {
             "user-agent": ("User-Agent", self.user_agent),
@@ -154,6 +161,25 @@ class Settings:
         for name, value in self.headers:
             merged[name.lower()] = (name, value)
         object.__setattr__(self, "_request_headers", tuple(merged.values()))
+
+    def _check_proxy(self) -> None:
+        if self.proxy is not None:
+            if not isinstance(self.proxy, str):
+                raise ConfigError(f"proxy must be a URL string, got {type(self.proxy).__name__}")
+            if self.proxy:
+                from polyfetch._proxy import parse
+
+                parse(self.proxy)  # ConfigError now rather than at the first attempt
+        if self.no_proxy is not None and not isinstance(self.no_proxy, str):
+            try:
+                entries = tuple(self.no_proxy)
+            except TypeError:
+                entries = (0,)  # type: ignore[assignment]
+            if not all(isinstance(e, str) for e in entries):
+                raise ConfigError(f"no_proxy must be a string or host names, got {self.no_proxy!r}")
+            object.__setattr__(self, "no_proxy", entries)
+        if not isinstance(self.trust_env, bool):
+            raise ConfigError(f"trust_env must be True or False, got {self.trust_env!r}")
 
     @staticmethod
     def check_headers(headers: Iterable[tuple[str, str]]) -> None:

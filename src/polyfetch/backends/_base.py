@@ -103,6 +103,8 @@ class Backend(ABC):
     #: The HTTP versions beyond 1.1 the backend can be asked for (``http2=``, ``http3=``);
     #: the fetcher refuses the others before `start` (`check_http_versions`).
     http_versions: ClassVar[frozenset[str]] = frozenset()
+    #: Whether the backend can use an https:// proxy (TLS to the proxy itself).
+    https_proxy: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -136,6 +138,17 @@ def check_http_versions(backend: type[Backend], settings: Settings) -> None:
                 f"http{version}=True, but the {name} backend speaks HTTP/1.1 only; "
                 f"HTTP/{version} needs backend='curl'"
             )
+
+
+def check_proxy(backend: type[Backend], settings: Settings) -> None:
+    """Raise `BackendError` when ``settings`` name a proxy ``backend`` cannot use."""
+    from polyfetch.errors import BackendError
+
+    proxy = settings.proxy
+    if proxy and not backend.https_proxy and proxy.strip().lower().startswith("https://"):
+        from polyfetch._proxy import HTTPS_PROXY_REFUSED
+
+        raise BackendError(f"proxy={proxy.split('://')[0]}://...: {HTTPS_PROXY_REFUSED}")
 
 
 class AsyncCapable(ABC):

@@ -25,6 +25,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from polyfetch._body import response_body
 from polyfetch._plan import Response, Send, lower_headers
+from polyfetch._proxy import Proxy
 from polyfetch._tls import client_context
 from polyfetch.errors import (
     ConnectError,
@@ -32,6 +33,8 @@ from polyfetch.errors import (
     DNSError,
     FetchError,
     ProtocolError,
+    ProxyAuthError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     TLSError,
@@ -93,7 +96,10 @@ class _Hooked:
         super().request(*args, **kwargs)  # type: ignore[misc]
         hook = getattr(_local, "hook", None)
         if hook is not None:
-            hook(self.sock, self._polyfetch_requests > 1)  # type: ignore[attr-defined]
+            sock = self.sock  # type: ignore[attr-defined]
+            if not isinstance(sock, socket.socket):  # TLS in TLS (https proxy): SSLTransport
+                sock = getattr(sock, "socket", sock)
+            hook(sock, self._polyfetch_requests > 1)
 
 
 class _HTTPConnection(_Hooked, HTTPConnection):
@@ -112,25 +118,96 @@ class _HTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _HTTPSConnection
 
 
+_socks_pools: dict[str, type] | None = None
+
+
+def _socks_pool_classes() -> dict[str, type]:
+    """urllib3's SOCKS pools with our connection hook (PySocks imported on first use)."""
+    global _socks_pools
+    if _socks_pools is None:
+        try:
+            from urllib3.contrib import socks as u3socks
+        except ImportError:  # urllib3 warns and re-raises without PySocks
+            raise ProxyError(
+                "socks5:// proxies on the threads and gevent backends need PySocks: "
+                "pip install 'polyfetch[socks]'"
+            ) from None
+
+        class _SOCKSConnection(_Hooked, u3socks.SOCKSConnection):
+            response_class = _WholeHead
+
+        class _SOCKSHTTPSConnection(_Hooked, u3socks.SOCKSHTTPSConnection):
+            response_class = _WholeHead
+
+        class _SOCKSPool(u3socks.SOCKSHTTPConnectionPool):
+            ConnectionCls = _SOCKSConnection
+
+        class _SOCKSHTTPSPool(u3socks.SOCKSHTTPSConnectionPool):
+            ConnectionCls = _SOCKSHTTPSConnection
+
+        _socks_pools = {"http": _SOCKSPool, "https": _SOCKSHTTPSPool}
+    return _socks_pools
+
+
 class BlockingClient:
     """Performs single attempts for whichever thread or greenlet calls `perform`."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        ctx = client_context(settings.verify, settings.ca_bundle)
+        self._ctx = client_context(settings.verify, settings.ca_bundle)
         if not settings.verify:
             urllib3.disable_warnings(u3.InsecureRequestWarning)  # the user asked for it
-        self._pm = urllib3.PoolManager(
-            num_pools=max(settings.concurrency, 10),
+        self._pm = urllib3.PoolManager(**self._pool_options())
+        self._pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        #: One pool manager per proxy an attempt went through (`_through`).
+        self._proxied: dict[Proxy, urllib3.PoolManager] = {}
+        self._proxied_lock = threading.Lock()  # worker threads may meet a new proxy at once
+
+    def _pool_options(self) -> dict[str, Any]:
+        settings = self.settings
+        return {
+            "num_pools": max(settings.concurrency, 10),
             # The core's slots are the limits (per_host per host name, concurrency in all):
             # urllib3's pool never waits, it keeps up to per_host idle connections per origin.
-            maxsize=min(settings.per_host, settings.concurrency),
-            block=False,
-            retries=False,
-            ssl_context=ctx,
-            cert_reqs="CERT_REQUIRED" if settings.verify else "CERT_NONE",
-        )
-        self._pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+            "maxsize": min(settings.per_host, settings.concurrency),
+            "block": False,
+            "retries": False,
+            "ssl_context": self._ctx,
+            "cert_reqs": "CERT_REQUIRED" if settings.verify else "CERT_NONE",
+        }
+
+    def _through(self, proxy: Proxy) -> urllib3.PoolManager:
+        """The pool manager for ``proxy``: urllib3's ProxyManager (absolute-form for http
+        targets, CONNECT for https ones) or its SOCKSProxyManager (PySocks)."""
+        pm = self._proxied.get(proxy)
+        if pm is not None:
+            return pm
+        with self._proxied_lock:
+            pm = self._proxied.get(proxy)
+            if pm is None:
+                pm = self._proxied[proxy] = self._proxy_manager(proxy)
+        return pm
+
+    def _proxy_manager(self, proxy: Proxy) -> urllib3.PoolManager:
+        pm: urllib3.PoolManager
+        if proxy.socks:
+            classes = _socks_pool_classes()
+            from urllib3.contrib.socks import SOCKSProxyManager
+
+            pm = SOCKSProxyManager(
+                proxy.url, proxy.username, proxy.password, **self._pool_options()
+            )
+            pm.pool_classes_by_scheme = classes
+        else:
+            auth = proxy.authorization
+            pm = urllib3.ProxyManager(
+                proxy.url,
+                proxy_headers={"Proxy-Authorization": auth} if auth else None,
+                proxy_ssl_context=self._ctx,
+                **self._pool_options(),
+            )
+            pm.pool_classes_by_scheme = {"http": _HTTPPool, "https": _HTTPSPool}
+        return pm
 
     def perform(
         self,
@@ -170,12 +247,23 @@ class BlockingClient:
         _local.hook = hook
         resp = None
         try:
-            pool = self._pm.connection_from_host(t.host, t.port, t.scheme)
+            proxy = send.proxy
+            headers = dict(send.headers)
+            if proxy is None:
+                pool = self._pm.connection_from_host(t.host, t.port, t.scheme)
+                url = t.target
+            else:
+                pool = self._through(proxy).connection_from_host(t.host, t.port, t.scheme)
+                url = t.target
+                if t.scheme == "http" and not proxy.socks:  # absolute-form, to the proxy
+                    url = t.url
+                    if proxy.authorization:
+                        headers["Proxy-Authorization"] = proxy.authorization
             resp = pool.urlopen(
                 send.method,
-                t.target,
+                url,
                 body=send.body,
-                headers=dict(send.headers),
+                headers=headers,
                 retries=False,
                 redirect=False,
                 assert_same_host=False,
@@ -210,7 +298,7 @@ class BlockingClient:
         except Exception as exc:  # past the deadline, the core makes it a TotalTimeout
             if reused and _unanswered(exc):
                 return _STALE
-            return map_error(exc, connected=bool(sent))
+            return map_error(exc, connected=bool(sent), proxy=send.proxy)
         finally:
             _local.hook = None
             if on_socket is not None:
@@ -222,6 +310,8 @@ class BlockingClient:
     def close(self) -> None:
         """Close every pooled connection."""
         self._pm.clear()
+        for pm in self._proxied.values():
+            pm.clear()
 
 
 #: `BlockingClient._attempt`'s word for "a reused connection died unanswered: once more".
@@ -240,16 +330,38 @@ def _finite(seconds: float) -> float | None:
     return seconds if seconds < threading.TIMEOUT_MAX else None
 
 
-def map_error(exc: BaseException, *, connected: bool) -> FetchError:
+def map_error(exc: BaseException, *, connected: bool, proxy: Proxy | None = None) -> FetchError:
     """urllib3 / http.client / socket exceptions -> the taxonomy.
 
     ``connected`` says whether the request was written: urllib3 reports a TLS
     handshake that timed out as a *read* timeout, which for us is a connect timeout.
     """
     msg = str(exc)
+    if isinstance(exc, u3.ProxyError):
+        cause = exc.original_error if hasattr(exc, "original_error") else exc.__cause__
+        if isinstance(cause, u3.NewConnectionError):  # a subclass of ConnectTimeoutError
+            return ProxyError(f"cannot connect: {cause.__cause__ or cause}")
+        if isinstance(cause, u3.ConnectTimeoutError):
+            return ConnectTimeout(f"connecting to the proxy timed out: {cause}")
+        text = str(cause or msg)
+        if " 407 " in f" {text} ":
+            return ProxyAuthError(f"refused the tunnel: {text}")
+        if "Tunnel connection failed" in text:
+            return ProxyError(f"refused the tunnel: {text}")
+        if isinstance(cause, BaseException) and cause is not exc:
+            return map_error(cause, connected=connected)
+        return ProxyError(f"proxy failed: {text}")
     if isinstance(exc, u3.NameResolutionError):
         return DNSError(f"cannot resolve host: {exc.__cause__ or msg}")
     if isinstance(exc, u3.NewConnectionError):
+        if proxy is not None and proxy.socks:  # socks5://: PySocks resolved the target here
+            inner: Any = exc
+            for _ in range(4):
+                inner = getattr(inner, "socket_err", None) or inner.__cause__ or inner.__context__
+                if inner is None:
+                    break
+                if isinstance(inner, socket.gaierror):
+                    return DNSError(f"cannot resolve host: {inner}")
         return ConnectError(f"cannot connect: {exc.__cause__ or msg}")
     if isinstance(exc, u3.ConnectTimeoutError):
         return ConnectTimeout(f"connect timed out: {msg}")

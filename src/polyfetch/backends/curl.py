@@ -48,6 +48,8 @@ from polyfetch.errors import (
     FetchError,
     InvalidURL,
     ProtocolError,
+    ProxyAuthError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     TLSError,
@@ -56,12 +58,16 @@ from polyfetch.errors import (
 from polyfetch.settings import MAX_HEADER_BYTES, Settings
 
 if TYPE_CHECKING:
+    from polyfetch._proxy import Proxy
     from polyfetch._runner import Runner
 
 _HEADER_LISTS_MAX = 1024
 _FEATURES = pycurl.version_info()[4]
 HTTP2_SUPPORTED = bool(_FEATURES & pycurl.VERSION_HTTP2)
 HTTP3_SUPPORTED = bool(_FEATURES & getattr(pycurl, "VERSION_HTTP3", 0))
+#: CURLOPT_SUPPRESS_CONNECT_HEADERS (libcurl 7.54; pycurl 7.49 has no name for it): the
+#: proxy's answer to CONNECT is not passed to the header callback as if it were the response.
+_SUPPRESS_CONNECT_HEADERS = getattr(pycurl, "SUPPRESS_CONNECT_HEADERS", 265)
 _ASYNCH_DNS = bool(_FEATURES & pycurl.VERSION_ASYNCHDNS)
 
 #: libcurl error codes -> our taxonomy (the rest: FetchError naming the code).
@@ -96,6 +102,10 @@ _AFTER = re.compile(r" after \d+ ms")
 def _error(code: int, message: str, send: Send) -> FetchError:
     """libcurl's result code and message as a `polyfetch.errors` error."""
     where = f"{send.target.host}:{send.target.port}"
+    if send.proxy is not None:
+        found = _proxy_error(code, message)
+        if found is not None:
+            return found
     cls = _ERRORS.get(code)
     # "after 10 ms" in libcurl's messages would make two runs' records differ
     message = _AFTER.sub("", message) if message else _PLAIN.get(code, "no message")
@@ -122,6 +132,7 @@ class _Handle:
         "lines",
         "message",
         "mode",
+        "proxy",
         "raw",
         "send",
         "settings",
@@ -143,6 +154,7 @@ class _Handle:
         #: the options last set on this handle, set again only when an attempt's differ
         self.header_list: list[str] | None = None
         self.connect_timeout = -1.0
+        self.proxy: Proxy | None = None  #: the proxy set on the handle (PROXY "" : none)
         self.send: Send | None = None  #: the attempt in flight
         self.waiter: Waiter | None = None
         self.lines: list[bytes] = []  #: every header line libcurl handed over, as it came
@@ -389,6 +401,9 @@ class Multi:
             elif body is not None:
                 curl.setopt(pycurl.POSTFIELDSIZE, len(body))
                 curl.setopt(pycurl.POSTFIELDS, body)
+            if send.proxy is not h.proxy:  # plain attempts on a plain handle: one check
+                _set_proxy(curl, send.proxy)
+                h.proxy = send.proxy
             h.send = send
             h.started = h.last = time.monotonic()
             self.multi.add_handle(curl)
@@ -478,6 +493,37 @@ class Multi:
         self._sockets.clear()
 
 
+def _set_proxy(curl: Any, proxy: Proxy | None) -> None:
+    """Point the handle at ``proxy`` (libcurl speaks every scheme we take, socks5h:// too),
+    or at none: PROXY "" also stops libcurl from reading the environment (the core did)."""
+    if proxy is None:
+        curl.setopt(pycurl.PROXY, "")
+        curl.unsetopt(pycurl.PROXYUSERNAME)
+        curl.unsetopt(pycurl.PROXYPASSWORD)
+        return
+    curl.setopt(pycurl.PROXY, proxy.url)
+    if proxy.username is not None:
+        curl.setopt(pycurl.PROXYUSERNAME, proxy.username)
+        curl.setopt(pycurl.PROXYPASSWORD, proxy.password or "")
+        curl.setopt(pycurl.PROXYAUTH, pycurl.HTTPAUTH_BASIC)
+    else:
+        curl.unsetopt(pycurl.PROXYUSERNAME)
+        curl.unsetopt(pycurl.PROXYPASSWORD)
+
+
+def _proxy_error(code: int, message: str) -> FetchError | None:
+    """libcurl's proxy failures (the core names the proxy and drops its credentials)."""
+    text = message or "no message"
+    if code == 5:  # COULDNT_RESOLVE_PROXY
+        return ProxyError(f"cannot resolve the proxy: {text}")
+    low = text.lower()
+    # COULDNT_CONNECT (to the proxy, or a CONNECT answered non-2xx), RECV_ERROR, PROXY (SOCKS)
+    if code in (7, 56, 97) and ("tunnel" in low or "socks" in low or "proxy" in low):
+        auth = "407" in text or "rejected" in low or "auth" in low
+        return (ProxyAuthError if auth else ProxyError)(_AFTER.sub("", text))
+    return None
+
+
 def _base_options(s: Settings) -> list[tuple[int, Any]]:
     """The options every easy handle keeps for its whole life."""
     opts: list[tuple[int, Any]] = [
@@ -488,9 +534,17 @@ def _base_options(s: Settings) -> list[tuple[int, Any]]:
         (pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS),
         (pycurl.SSL_VERIFYPEER, 1 if s.verify else 0),
         (pycurl.SSL_VERIFYHOST, 2 if s.verify else 0),
+        # Proxies are the core's choice (polyfetch._proxy), per attempt (`_set_proxy`): none
+        # from the environment, no bypass list of libcurl's, no CONNECT answer in the headers.
+        (pycurl.PROXY, ""),
+        (pycurl.NOPROXY, ""),
+        (_SUPPRESS_CONNECT_HEADERS, 1),
+        (pycurl.PROXY_SSL_VERIFYPEER, 1 if s.verify else 0),
+        (pycurl.PROXY_SSL_VERIFYHOST, 2 if s.verify else 0),
     ]
     if s.verify and s.ca_bundle:
         opts.append((pycurl.CAINFO, s.ca_bundle))
+        opts.append((pycurl.PROXY_CAINFO, s.ca_bundle))
     if s.http3 or s.http2:
         # PIPEWAIT: a transfer waits for a connection being made to the same host rather than
         # opening its own, so that concurrent requests multiplex over one connection
@@ -518,6 +572,7 @@ class CurlBackend(GreenletBackend):
     """libcurl's multi interface on the greenlet hub; see the module docstring."""
 
     name = "curl"
+    https_proxy = True  # libcurl does TLS to the proxy (and TLS in it) itself
     http_versions = frozenset({"2", "3"})  # when the bundled libcurl has them (checked at start)
 
     def start(self) -> None:

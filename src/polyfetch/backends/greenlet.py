@@ -134,6 +134,7 @@ class GreenletBackend(Backend):
     """A greenlet hub in the caller's thread; see the module docstring."""
 
     name = "greenlet"
+    https_proxy = False  # see polyfetch.backends.hub.proxy
 
     def start(self) -> None:
         """Build the hub, the TLS context and the client; raise the fd limit."""

@@ -483,6 +483,26 @@ def _fetch_arguments(p: argparse.ArgumentParser) -> None:
     net.add_argument("-k", "--insecure", action="store_true", help="do not verify TLS certificates")
     net.add_argument("--cacert", metavar="PEM", help="verify TLS against this CA bundle only")
     net.add_argument(
+        "-x",
+        "--proxy",
+        metavar="URL",
+        help="send every request through this proxy: http://, https://, socks5:// (names "
+        "resolved here) or socks5h:// (by the proxy), [user:password@]host[:port] (port "
+        "default 1080); '' for none. Default: http_proxy, https_proxy (or HTTPS_PROXY), "
+        "all_proxy from the environment, as curl reads them (not upper-case HTTP_PROXY)",
+    )
+    net.add_argument(
+        "--noproxy",
+        metavar="LIST",
+        help="hosts that go direct, comma-separated: names (a domain covers its subdomains), "
+        "IPs, CIDR blocks, '*' for all (default: no_proxy / NO_PROXY from the environment)",
+    )
+    net.add_argument(
+        "--no-proxy-env",
+        action="store_true",
+        help="ignore the proxy variables of the environment (http_proxy, no_proxy, ...)",
+    )
+    net.add_argument(
         "--grace",
         type=grace,
         default=DEFAULT_GRACE,

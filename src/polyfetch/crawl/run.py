@@ -305,6 +305,8 @@ class Crawl:
             "max_redirects": a.max_redirects,
             "user_agent": a.user_agent,
             "ca_bundle": a.cacert,
+            "proxy": a.proxy,
+            "no_proxy": a.noproxy,
             "process": a.process,
             "workers": a.workers,
             "process_timeout": self._process_timeout(),
@@ -312,6 +314,8 @@ class Crawl:
         options = {k: v for k, v in given.items() if v is not None}
         options["headers"] = a.headers or []
         options["verify"] = not a.insecure
+        if a.no_proxy_env:
+            options["trust_env"] = False
         options["robots"] = a.robots
         options["auto_throttle"] = a.auto_throttle
         # Bodies are needed only to store them or to process them; size is counted anyway.

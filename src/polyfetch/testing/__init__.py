@@ -92,6 +92,15 @@ from polyfetch.testing.checks.processing import (
     check_other_executors,
     check_stuck_processor_times_out_and_the_pool_recovers,
 )
+from polyfetch.testing.checks.proxies import (
+    check_a_dead_proxy_gives_each_item_a_proxy_error,
+    check_environment_and_no_proxy_choose_the_way,
+    check_http_proxy_carries_http_and_https_targets,
+    check_https_proxy_speaks_tls_to_the_proxy,
+    check_per_host_limits_key_on_the_target_through_a_proxy,
+    check_proxy_credentials_are_sent_and_refusals_are_proxy_errors,
+    check_socks5_resolves_locally_and_socks5h_at_the_proxy,
+)
 from polyfetch.testing.checks.redirects import (
     check_attempts_count_retries_not_redirect_hops,
     check_credentials_in_url_become_basic_auth,
@@ -273,4 +282,11 @@ __all__ = [
     "check_tls_handshake_timeout_is_a_connect_timeout",
     "check_trickle_cannot_outlive_total_timeout",
     "check_verification_off",
+    "check_a_dead_proxy_gives_each_item_a_proxy_error",
+    "check_environment_and_no_proxy_choose_the_way",
+    "check_http_proxy_carries_http_and_https_targets",
+    "check_https_proxy_speaks_tls_to_the_proxy",
+    "check_per_host_limits_key_on_the_target_through_a_proxy",
+    "check_proxy_credentials_are_sent_and_refusals_are_proxy_errors",
+    "check_socks5_resolves_locally_and_socks5h_at_the_proxy",
 ]

@@ -51,12 +51,13 @@ from polyfetch.backends.asyncio.errors import map_error
 from polyfetch.backends.asyncio.groups import LoopGroup, LoopThreadGroup, cancel_all
 from polyfetch.backends.asyncio.loop import new_loop, run_loop
 from polyfetch.backends.asyncio.timing import EXPIRED, Deadlines, Gate
-from polyfetch.errors import FetchError
+from polyfetch.errors import FetchError, ProxyError
 from polyfetch.settings import DNS_TTL, MAX_HEADER_BYTES, Settings
 
 if TYPE_CHECKING:
     from ssl import SSLContext
 
+    from polyfetch._proxy import Proxy
     from polyfetch._runner import Outcome, Runner
 
 
@@ -74,6 +75,9 @@ class AsyncioBackend(Backend, AsyncCapable):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None  # only for the synchronous door
         self._session: aiohttp.ClientSession | None = None
+        #: A session per SOCKS proxy (aiohttp-socks binds a connector to one proxy).
+        self._socks: dict[Proxy, aiohttp.ClientSession] = {}
+        self._ctx: SSLContext | None = None
         self._deadlines: Deadlines | None = None
         #: Every running item's task, whichever group it belongs to (close() cancels them).
         self.tasks: set[asyncio.Task[None]] = set()
@@ -151,12 +155,16 @@ class AsyncioBackend(Backend, AsyncCapable):
         session, self._session = self._session, None
         if session is not None:
             await session.close()
+        socks, self._socks = self._socks, {}
+        for other in socks.values():
+            await other.close()
 
     # -- one attempt ----------------------------------------------------------------------
 
     async def _open(self, ctx: SSLContext) -> None:
         raise_nofile_limit()
         s = self.settings
+        self._ctx = ctx
         self._deadlines = Deadlines(asyncio.get_running_loop())
         connector = aiohttp.TCPConnector(
             # Our slots are the limits; aiohttp's must never bind (see the module docstring).
@@ -165,6 +173,36 @@ class AsyncioBackend(Backend, AsyncCapable):
             ssl=ctx,
             ttl_dns_cache=int(DNS_TTL),
         )
+        self._session = self._new_session(connector)
+
+    def _socks_session(self, proxy: Proxy) -> aiohttp.ClientSession:
+        """The session whose connector goes through SOCKS ``proxy`` (aiohttp-socks)."""
+        session = self._socks.get(proxy)
+        if session is None:
+            try:
+                from aiohttp_socks import ProxyConnector, ProxyType
+            except ImportError:
+                raise ProxyError(
+                    "socks5:// proxies on the asyncio backend need aiohttp-socks: "
+                    "pip install 'polyfetch[socks]'"
+                ) from None
+            s = self.settings
+            connector = ProxyConnector(
+                proxy_type=ProxyType.SOCKS5,
+                host=proxy.host,
+                port=proxy.port,
+                username=proxy.username,
+                password=proxy.password,
+                rdns=proxy.remote_dns,
+                limit=s.concurrency,
+                limit_per_host=0,
+                ssl=self._ctx,
+                ttl_dns_cache=int(DNS_TTL),
+            )
+            session = self._socks[proxy] = self._new_session(connector)
+        return session
+
+    def _new_session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
         factory = getattr(connector, "_factory", None)
         if getattr(factory, "func", None) is ResponseHandler:  # aiohttp as we know it
             ours = functools.partial(_ResponseHandler, loop=asyncio.get_running_loop())
@@ -172,7 +210,7 @@ class AsyncioBackend(Backend, AsyncCapable):
         # The request headers are exactly send.headers: they always carry User-Agent, Accept
         # and Accept-Encoding, so aiohttp adds none of its own (it fills only missing ones),
         # and the dummy cookie jar keeps Set-Cookie from adding a Cookie header later.
-        self._session = aiohttp.ClientSession(
+        return aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
             auto_decompress=False,  # polyfetch._body decodes, with the same limits everywhere
@@ -202,16 +240,31 @@ class AsyncioBackend(Backend, AsyncCapable):
         timeout = self._timeout
         if send.connect_timeout != s.connect_timeout or send.read_timeout != s.read_timeout:
             timeout = self._client_timeout(send.connect_timeout, send.read_timeout)
+        session = self._session
+        headers = send.headers
+        extra: dict[str, object] = {}
+        proxy = send.proxy
         try:
-            resp = await self._session.request(
+            if proxy is not None:
+                if proxy.socks:
+                    session = self._socks_session(proxy)
+                else:  # aiohttp's own: absolute-form for http targets, CONNECT for https ones
+                    extra["proxy"] = URL(proxy.url)
+                    auth = proxy.authorization
+                    if auth is not None:  # CONNECT's headers; a plain request carries its own
+                        extra["proxy_headers"] = {"Proxy-Authorization": auth}
+                        if send.target.scheme == "http":
+                            headers = (*headers, ("Proxy-Authorization", auth))
+            resp = await session.request(
                 send.method,
                 URL(send.target.url, encoded=True),
-                headers=send.headers,
+                headers=headers,
                 data=send.body,
                 # aiohttp would add Content-Type: application/octet-stream to a body without one
                 skip_auto_headers=_NO_AUTO if send.body is not None else None,
                 allow_redirects=False,
                 timeout=timeout,
+                **extra,  # type: ignore[arg-type]
             )
         except Exception as exc:  # every library error becomes a FetchError
             return map_error(exc, send)

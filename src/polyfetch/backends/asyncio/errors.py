@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 
 import aiohttp
 from aiohttp import http_exceptions as hx
@@ -15,6 +17,8 @@ from polyfetch.errors import (
     FetchError,
     InvalidURL,
     ProtocolError,
+    ProxyAuthError,
+    ProxyError,
     ReadError,
     ReadTimeout,
     TLSError,
@@ -27,6 +31,10 @@ def map_error(exc: Exception, send: Send) -> FetchError:
     at the deadline into `TotalTimeout`)."""
     t = send.target
     where = f"{t.host}:{t.port}"
+    if send.proxy is not None:
+        mapped = _proxy_error(exc, send)
+        if mapped is not None:
+            return mapped
     if isinstance(exc, aiohttp.ClientConnectorDNSError):
         return DNSError(f"cannot resolve host {t.host!r}: {_reason(exc.os_error)}")
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
@@ -52,6 +60,39 @@ def map_error(exc: Exception, send: Send) -> FetchError:
     if isinstance(exc, aiohttp.InvalidURL):
         return InvalidURL(f"aiohttp rejected the URL {t.url!r}: {exc}")
     return unexpected(exc)
+
+
+def _proxy_error(exc: Exception, send: Send) -> FetchError | None:
+    """aiohttp's proxy errors and aiohttp-socks' (python-socks') in the taxonomy, else None."""
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # CONNECT answered with a non-2xx
+        cls = ProxyAuthError if exc.status == 407 else ProxyError
+        return cls(f"refused the tunnel: {exc.status} {one_line(exc.message)}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ProxyError(f"cannot connect: {_reason(exc.os_error)}")
+    for found in (exc, exc.__cause__):  # socks5://: aiohttp-socks resolved the target here
+        if isinstance(found, socket.gaierror):
+            return DNSError(f"cannot resolve host {send.target.host!r}: {_reason(found)}")
+    if isinstance(exc, asyncio.IncompleteReadError) and send.proxy is not None and send.proxy.socks:
+        # python-socks lets it out when the proxy hangs up mid-handshake (pproxy does so
+        # on a refused login)
+        return ProxyError("closed the connection during the SOCKS5 handshake")
+    seen: BaseException | None = exc
+    for _ in range(4):  # aiohttp may wrap python-socks' error: look down the chain
+        if seen is None:
+            return None
+        module = type(seen).__module__
+        if module.startswith(("python_socks", "aiohttp_socks")):
+            name = type(seen).__name__
+            text = one_line(str(seen))
+            if name == "ProxyTimeoutError":
+                return ConnectTimeout(f"SOCKS5 handshake timed out: {text}")
+            if name == "ProxyConnectionError":
+                return ProxyError(f"cannot connect: {text}")
+            if "auth" in text.lower():
+                return ProxyAuthError(f"SOCKS5 login refused: {text}")
+            return ProxyError(f"SOCKS5 failed: {text}")
+        seen = getattr(seen, "os_error", None) or seen.__cause__
+    return None
 
 
 def _payload_error(exc: aiohttp.ClientPayloadError, where: str) -> FetchError:

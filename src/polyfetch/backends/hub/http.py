@@ -49,12 +49,14 @@ from polyfetch._body import Body, response_body
 from polyfetch._plan import Response, Send, lower_headers
 from polyfetch.backends.hub.loop import Hub
 from polyfetch.backends.hub.net import Resolver, Stream, connect
+from polyfetch.backends.hub.proxy import absolute_form, open_stream
 from polyfetch.errors import ProtocolError, ReadError
 from polyfetch.settings import IDEMPOTENT, MAX_HEADER_BYTES, Settings
 
 _MAX_IDLE = 60.0  # servers drop idle connections after a while; don't race them for old ones
 _VALIDATED_MAX = 1024
-Key = tuple[str, str, int]
+#: (scheme, host, port) of the target; with a proxy, the proxy too (`Client.attempt`).
+Key = tuple[object, ...]
 
 
 _validated: dict[tuple[str, tuple[tuple[str, str], ...]], object] = {}
@@ -372,7 +374,8 @@ class Pool:
     def put(self, conn: Connection) -> None:
         """Keep ``conn`` for reuse, or close it if the pool is full."""
         idle = self._idle.setdefault(conn.key, [])
-        if len(idle) >= self._per_key:
+        # connections to an HTTP proxy serve every target host: up to the total, not per_host
+        if len(idle) >= self._per_key and conn.key[0] != "via":
             conn.close()
             return
         conn.idle_since = time.monotonic()
@@ -410,7 +413,14 @@ class Client:
     def attempt(self, send: Send) -> Response:
         """One attempt; raises the taxonomy, `OSError` or `DeadlineExpired` on failure."""
         t = send.target
-        key = (t.scheme, t.host, t.port)
+        proxy = send.proxy
+        if proxy is None:
+            key: Key = (t.scheme, t.host, t.port)
+        elif t.scheme == "http" and not proxy.socks:  # one connection to the proxy serves all
+            send = absolute_form(send, proxy)
+            key = ("via", proxy)
+        else:  # a tunnel to the target
+            key = (t.scheme, t.host, t.port, proxy)
         conn = self.pool.get(key)
         if conn is not None:
             try:
@@ -436,6 +446,9 @@ class Client:
 
     def _connect(self, send: Send, key: Key) -> Connection:
         t = send.target
+        if send.proxy is not None:
+            tls = self.tls if t.scheme == "https" else None
+            return Connection(open_stream(self.hub, self.resolver, send, tls), key)
         addrs = self.resolver.resolve(t.host, t.port, send.deadline)
         stream = connect(
             self.hub,

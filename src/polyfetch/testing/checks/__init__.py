@@ -9,6 +9,7 @@ from polyfetch.testing.checks import (  # noqa: F401  (importing registers the c
     limits,
     politeness,
     processing,
+    proxies,
     redirects,
     requests,
     retries,
