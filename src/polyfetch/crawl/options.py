@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from polyfetch.backends import DEFAULT, NAMES
+from polyfetch.crawl import curlopts
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
 from polyfetch.settings import MAX_LOOKAHEAD, Settings
 
@@ -91,6 +92,7 @@ exit status: 0 every URL read got a record (whatever its outcome); 1 with
 failed on the cluster; 2 usage errors (bad option, unreadable input, unusable
 output, unreachable cluster); 130 interrupted.
 """
+EPILOG += "\n" + curlopts.HELP_TEXT
 
 #: Seconds one page's processing may take with --process, unless --process-timeout says.
 DEFAULT_PROCESS_TIMEOUT = 60.0
@@ -275,6 +277,7 @@ def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _log_arguments(out)
     _fetch_arguments(p)
+    curlopts.add_arguments(p, crawl=False)
     p.set_defaults(**GET_DEFAULTS)
 
 
@@ -362,6 +365,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     _fetch_arguments(p)
+    curlopts.add_arguments(p, crawl=True)
     _cluster_arguments(p)
     p.set_defaults(urls=None, body_to=None, include=False)
 
