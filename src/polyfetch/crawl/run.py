@@ -177,6 +177,7 @@ class Crawl:
         self._prepare_requests()
         try:  # before the output is touched: a mistyped option must not truncate it
             self._fetcher = self._make_fetcher()
+            self._check_http_versions()
         except (ConfigError, BackendError) as exc:
             raise UsageError(str(exc)) from None
         if a.save_dir is not None:
@@ -256,6 +257,17 @@ class Crawl:
         if a.http3:
             options["http3"] = True
         return options
+
+    def _check_http_versions(self) -> None:
+        """--http2 / --http3 on a backend without them: refused now, not once the output is
+        truncated (the fetcher itself checks only when it starts)."""
+        a = self.args
+        if (a.http2 or a.http3) and a.cluster is None:
+            from polyfetch import backends
+            from polyfetch.backends._base import check_http_versions
+
+            assert self._fetcher is not None
+            check_http_versions(backends.load(a.backend), self._fetcher.settings)
 
     def _save_cookies(self) -> str | None:
         """Write --cookie-jar-out; what went wrong, or None."""
