@@ -156,7 +156,8 @@ class Runner:
             self._robots_runner._store = Store(ROBOTS_MAX_BYTES, keep=True)
         #: The cookie jar every plan of this fetcher shares (None: cookies off).
         self.cookies: Cookies | None = None
-        if settings.cookies:
+        # `is not`, not truthiness: an empty CookieJar is falsy (it has a __len__)
+        if settings.cookies is not None and settings.cookies is not False:
             from polyfetch._cookies import Cookies
 
             self.cookies = Cookies(None if settings.cookies is True else settings.cookies)  # type: ignore[arg-type]

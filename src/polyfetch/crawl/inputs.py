@@ -29,7 +29,9 @@ _SHOWN = 200  # characters of an over-long line kept in its record
 class InputLine(NamedTuple):
     """One URL line: its 1-based line number, its text (the record's ``url``, also the
     resume key), for lines that are not even tried, why, and for a duplicate, the line
-    whose fetch it shares.
+    whose fetch it shares. A JSON Lines input (`polyfetch.crawl.jsonl`) also gives the
+    line's ``request`` (for a rejected line, only what carries its ``meta``, if any) and
+    the error ``kind`` a rejected line's record gets.
 
     A NamedTuple rather than a frozen dataclass: one is built per input line.
     """
@@ -38,6 +40,8 @@ class InputLine(NamedTuple):
     url: str
     reject: str | None = None
     duplicate_of: int | None = None
+    request: Any = None
+    kind: str = "InvalidURL"
 
 
 def canonical(url: str) -> str:
@@ -72,11 +76,16 @@ class InputCounts:
     skipped_seen: int = 0  #: lines already recorded (--resume)
 
 
-def read_lines(stream: IO[Any], counts: InputCounts) -> Iterator[InputLine]:
-    """The URL lines of ``stream`` (binary or text), counting the others in ``counts``."""
+def read_lines(
+    stream: IO[Any], counts: InputCounts, replay: list[Any] | None = None
+) -> Iterator[InputLine]:
+    """The URL lines of ``stream`` (binary or text), counting the others in ``counts``;
+    ``replay``: raw lines already read from it (by `sniff`), taken first."""
     number = 0
+    pending = replay or []
+    pending.reverse()
     while True:
-        raw = stream.readline(MAX_LINE + 1)
+        raw = pending.pop() if pending else stream.readline(MAX_LINE + 1)
         if not raw:
             return
         number += 1
@@ -99,6 +108,31 @@ def read_lines(stream: IO[Any], counts: InputCounts) -> Iterator[InputLine]:
             counts.skipped_blank += 1
             continue
         yield InputLine(number, text, reject)
+
+
+#: Lines `sniff` reads at most, looking for the first that is not blank or a comment.
+_SNIFF_LINES = 1000
+
+
+def sniff(stream: IO[Any]) -> tuple[bool, list[Any]]:
+    """Whether ``stream`` holds JSON Lines (its first line that is not blank or a ``#``
+    comment starts with ``{``), and the raw lines read to decide, for `read_lines`' replay.
+    Reads at most `_SNIFF_LINES` lines; an over-long line ends the look (its rest stays in
+    ``stream``, where `read_lines` finds it)."""
+    seen: list[Any] = []
+    while len(seen) < _SNIFF_LINES:
+        raw = stream.readline(MAX_LINE + 1)
+        if not raw:
+            break
+        seen.append(raw)
+        text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
+        if len(seen) == 1:
+            text = text.lstrip("\ufeff")
+        text = text.strip()
+        overlong = len(raw) > MAX_LINE and raw[-1:] not in ("\n", b"\n")
+        if overlong or (text and not text.startswith("#")):
+            return text.startswith("{"), seen
+    return False, seen
 
 
 def _overlong(stream: IO[Any], head: bytes | str) -> tuple[str, str]:
@@ -124,20 +158,26 @@ def select(
     *,
     seen: FingerprintSet | None,
     key: Callable[[str], str] = canonical,
+    line_key: Callable[[InputLine], str] | None = None,
     done_lines: LineSet | None,
     stop: Callable[[], bool],
 ) -> Iterator[InputLine]:
     """Drop lines already recorded (``done_lines``) and mark duplicates (``seen``: the line
-    that first had the same ``key``); end early as soon as ``stop()`` is true."""
+    that first had the same ``key`` of its url); end early as soon as ``stop()`` is true.
+
+    With ``line_key`` (JSON Lines: the key is the request's, not the url's), lines already
+    recorded still enter ``seen`` as they go by, since the records do not hold the key."""
     while not stop():
         line = next(lines, None)
         if line is None:
             return
         if done_lines is not None and line.number in done_lines:
             counts.skipped_seen += 1
+            if line_key is not None and seen is not None and line.reject is None:
+                seen.first(line_key(line), line.number)
             continue
         if seen is not None and line.reject is None:
-            first = seen.first(key(line.url), line.number)
+            first = seen.first(key(line.url) if line_key is None else line_key(line), line.number)
             if first is not None:
                 line = line._replace(duplicate_of=first)
         yield line

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 
 from polyfetch.backends import DEFAULT, NAMES
+from polyfetch.crawl import curlopts
 from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
 from polyfetch.settings import MAX_LOOKAHEAD, Settings
 
@@ -31,7 +32,8 @@ BACKEND_HELP = (
 )
 
 DESCRIPTION = """\
-Fetch every URL of URLS_FILE (or stdin: -), one per line, and write one record per URL.
+Fetch every URL of URLS_FILE (or stdin: -), one per line, and write one record per URL
+(or one request object per line, JSON Lines: see "JSON Lines input" below).
 
 Input is read lazily; blank lines and lines starting with # are skipped. A line
 that is not a usable http(s) URL gets an error record (InvalidURL), never a crash.
@@ -91,6 +93,7 @@ exit status: 0 every URL read got a record (whatever its outcome); 1 with
 failed on the cluster; 2 usage errors (bad option, unreadable input, unusable
 output, unreachable cluster); 130 interrupted.
 """
+EPILOG += "\n" + curlopts.HELP_TEXT
 
 #: Seconds one page's processing may take with --process, unless --process-timeout says.
 DEFAULT_PROCESS_TIMEOUT = 60.0
@@ -228,6 +231,9 @@ on stderr. Nothing is skipped: a URL given twice is fetched twice.
 
 exit status: 0 every URL was fetched with a status below 400; 1 otherwise (an
 error, or a status >= 400); 2 usage errors; 130 interrupted.
+
+-X, -d, --json, -b, --cookie-jar-out, --http2 and --http3 work as in polyfetch
+crawl (polyfetch crawl --help says how, under "Requests" and "Cookies").
 """
 
 #: what `polyfetch get` does not ask for, as `polyfetch crawl` would take it
@@ -275,6 +281,7 @@ def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _log_arguments(out)
     _fetch_arguments(p)
+    curlopts.add_arguments(p, crawl=False)
     p.set_defaults(**GET_DEFAULTS)
 
 
@@ -294,7 +301,12 @@ def _log_arguments(out: argparse._ArgumentGroup) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``crawl`` option to ``parser``."""
     p = parser
-    p.add_argument("input", nargs="?", metavar="URLS_FILE", help="one URL per line; - for stdin")
+    p.add_argument(
+        "input",
+        nargs="?",
+        metavar="URLS_FILE",
+        help="one URL (or JSON request object) per line; - for stdin",
+    )
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write records here (default: stdout)")
     out.add_argument(
@@ -362,6 +374,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
     _fetch_arguments(p)
+    curlopts.add_arguments(p, crawl=True)
     _cluster_arguments(p)
     p.set_defaults(urls=None, body_to=None, include=False)
 

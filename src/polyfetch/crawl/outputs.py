@@ -48,9 +48,11 @@ def make_record(
     for key in _DROPPED_ONLY:
         record.pop(key, None)
     if line.reject is not None:
-        record.update(final_url=None, error="InvalidURL", error_message=line.reject)
+        record.update(final_url=None, error=line.kind, error_message=line.reject)
     elif line.duplicate_of is not None:  # not fetched: the record of that line has the fetch
         record.update(final_url=None, error=None, error_message=None)
+    if line.request is not None and "meta" not in record and line.request.meta is not None:
+        record["meta"] = line.request.meta  # a JSON Lines line not fetched keeps its meta
     record["duplicate_of"] = line.duplicate_of
     if saved is not None:
         record["file"], record["save_error"] = saved

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from polyfetch import Fetcher
+from polyfetch.crawl import curlopts
 from polyfetch.crawl.bodies import Bodies, binary
 from polyfetch.crawl.inputs import (
     InputCounts,
@@ -36,6 +37,7 @@ from polyfetch.crawl.inputs import (
     count_lines,
     read_lines,
     select,
+    sniff,
 )
 from polyfetch.crawl.options import DEFAULT_PROCESS_TIMEOUT
 from polyfetch.crawl.outputs import (
@@ -53,9 +55,12 @@ from polyfetch.crawl.seen import FingerprintSet, LineSet
 from polyfetch.crawl.signals import EXIT_INTERRUPTED, GraceOver, Interrupter, exit_now
 from polyfetch.distributed.errors import ShardFailed
 from polyfetch.errors import BackendError, ConfigError
+from polyfetch.request import Request
 from polyfetch.result import Result
 
 if TYPE_CHECKING:
+    from http.cookiejar import MozillaCookieJar
+
     from polyfetch.distributed import ClusterFetcher
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -148,6 +153,16 @@ class Crawl:
         #: records go nowhere when the bodies take stdout and -o names no file
         self._no_records = bodies_to_stdout and not args.output
         self._to_stdout = not args.output or args.output == "-"
+        # -- requests: curl's options and JSON Lines input (`curlopts`, `jsonl`) --
+        #: the input is JSON Lines (one request object per line)
+        self._jsonl = False
+        #: raw lines `sniff` read while deciding, given back to the reader
+        self._replay: list[Any] = []
+        #: the body of -d / --json (None: none), and the Content-Type it implies
+        self._body: bytes | None = None
+        self._body_type: str | None = None
+        #: the cookie jar of -b / --cookie-jar-out (None: cookies off)
+        self._jar: MozillaCookieJar | None = None
 
     # -- setting up ---------------------------------------------------------------------
 
@@ -159,8 +174,10 @@ class Crawl:
         if a.cacert is not None and not os.access(a.cacert, os.R_OK):
             raise UsageError(f"cannot read --cacert {a.cacert}")
         self._input = self._open_input()
+        self._prepare_requests()
         try:  # before the output is touched: a mistyped option must not truncate it
             self._fetcher = self._make_fetcher()
+            self._check_http_versions()
         except (ConfigError, BackendError) as exc:
             raise UsageError(str(exc)) from None
         if a.save_dir is not None:
@@ -182,9 +199,87 @@ class Crawl:
         self._out = self._open_output()
         out = LineWriter(self._out)
         names = fields(save=a.save_dir is not None)
+        if self._jsonl:
+            names.append("meta")
         self._writer = (
             CsvWriter(out, names, header=not appending) if a.format == "csv" else JsonlWriter(out)
         )
+
+    def _prepare_requests(self) -> None:
+        """-X, -d, --json, -b, --cookie-jar-out and the input's format: checked and read
+        before anything is fetched or written (their mistakes are usage errors)."""
+        a = self.args
+        if self._input is not None and a.input_format != "text":
+            try:
+                found, self._replay = sniff(self._input)
+            except OSError as exc:
+                raise UsageError(f"cannot read the input: {exc.strerror or exc}") from None
+            self._jsonl = a.input_format == "jsonl" or found
+        try:
+            self._body, self._body_type = curlopts.body(a, curlopts.stdin_for_bodies(a, self.stdin))
+        except curlopts.BodyError as exc:
+            raise UsageError(str(exc)) from None
+        if self._body is not None and self._jsonl:
+            raise UsageError(
+                "-d and --json are for URL lists: each line of a JSON Lines input gives "
+                "its own data or json"
+            )
+        if a.cookie_jar is not None or a.cookie_jar_out is not None:
+            if a.cluster is not None:
+                raise UsageError("-b and --cookie-jar-out do not work with --cluster")
+            from polyfetch.crawl import cookiefile
+
+            try:
+                self._jar = cookiefile.load(a.cookie_jar)
+            except cookiefile.CookieFileError as exc:
+                raise UsageError(str(exc)) from None
+
+    def _request_options(self) -> dict[str, Any]:
+        """The fetcher options -X, -d, --json, -b, --http2 and --http3 give."""
+        a = self.args
+        options: dict[str, Any] = {}
+        method = a.method or ("POST" if self._body is not None else None)
+        if method is not None:
+            options["method"] = method
+        if self._body_type is not None:
+            given = {name.lower() for name, _ in a.headers or ()}
+            extra = [("Content-Type", self._body_type)]
+            if a.json_data:
+                extra.append(("Accept", "application/json"))
+            options["headers"] = [
+                *(a.headers or ()),
+                *(h for h in extra if h[0].lower() not in given),
+            ]
+        if self._jar is not None:
+            options["cookies"] = self._jar
+        if a.http2:
+            options["http2"] = True
+        if a.http3:
+            options["http3"] = True
+        return options
+
+    def _check_http_versions(self) -> None:
+        """--http2 / --http3 on a backend without them: refused now, not once the output is
+        truncated (the fetcher itself checks only when it starts)."""
+        a = self.args
+        if (a.http2 or a.http3) and a.cluster is None:
+            from polyfetch import backends
+            from polyfetch.backends._base import check_http_versions
+
+            assert self._fetcher is not None
+            check_http_versions(backends.load(a.backend), self._fetcher.settings)
+
+    def _save_cookies(self) -> str | None:
+        """Write --cookie-jar-out; what went wrong, or None."""
+        if self._jar is None or self.args.cookie_jar_out is None:
+            return None
+        from polyfetch.crawl import cookiefile
+
+        try:
+            cookiefile.save(self._jar, self.args.cookie_jar_out)
+        except cookiefile.CookieFileError as exc:
+            return str(exc)
+        return None
 
     def _open_bodies(self) -> Bodies:
         path = self.args.body_to
@@ -224,7 +319,8 @@ class Crawl:
         try:
             key = canonical if self.args.dedup == "canonical" else str
             for url, line, duplicate_of in read_recorded(path, self.args.format):
-                if self._seen is not None:  # a duplicate's key belongs to its first line
+                # JSON Lines: the key is the request's; `select` adds it as the line goes by
+                if self._seen is not None and not self._jsonl:  # a duplicate's key: its first
                     self._seen.first(key(url), line if duplicate_of is None else duplicate_of)
                 if self._done_lines is not None:
                     self._done_lines.add(line)
@@ -318,6 +414,7 @@ class Crawl:
             options["trust_env"] = False
         options["robots"] = a.robots
         options["auto_throttle"] = a.auto_throttle
+        options.update(self._request_options())
         # Bodies are needed only to store them or to process them; size is counted anyway.
         options["keep_body"] = a.save_dir is not None or a.process is not None or bool(a.body_to)
         return options
@@ -371,6 +468,9 @@ class Crawl:
             self._finished = True
             self.progress.update(self.stats, self.counts, force=True)
             self.progress.stop()
+        cookie_failure = self._save_cookies()
+        if failure is None:
+            failure = cookie_failure
         wall = time.monotonic() - started
         interrupted = self.interrupter.interrupts > 0
         if not self.args.quiet:
@@ -399,20 +499,44 @@ class Crawl:
             self.counts,
             seen=self._seen,
             key=canonical if self.args.dedup == "canonical" else str,
+            line_key=self._request_key() if self._jsonl else None,
             done_lines=self._done_lines,
             stop=lambda: self.interrupter.stop_input,
         )
+        if not self._jsonl and self._body is None:  # plain URLs: the fast path, as it was
+            for index, line in enumerate(lines):
+                self.pending[index] = line
+                if line.reject is None and line.duplicate_of is None:
+                    yield line.url
+                else:
+                    yield NotFetched(line)
+            return
+        body = self._body
         for index, line in enumerate(lines):
             self.pending[index] = line
-            if line.reject is None and line.duplicate_of is None:
-                yield line.url
-            else:
+            if line.reject is not None or line.duplicate_of is not None:
                 yield NotFetched(line)
+            elif line.request is not None:
+                yield line.request
+            else:
+                yield Request(line.url, data=body)
+
+    def _request_key(self) -> Any:
+        """The dedup key of a JSON Lines line (`jsonl.request_key`)."""
+        from polyfetch.crawl.jsonl import request_key
+
+        canonical_urls = self.args.dedup == "canonical"
+        return lambda line: request_key(line.request, canonical_urls=canonical_urls)
 
     def _lines(self) -> Iterator[InputLine]:
         if self.args.urls is None:
             assert self._input is not None
-            yield from read_lines(self._input, self.counts)
+            if self._jsonl:
+                from polyfetch.crawl.jsonl import read_requests
+
+                yield from read_requests(self._input, self.counts, self._replay)
+            else:
+                yield from read_lines(self._input, self.counts, self._replay)
             return
         for number, url in enumerate(self.args.urls, 1):
             self.counts.lines = number
