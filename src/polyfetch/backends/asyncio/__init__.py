@@ -62,6 +62,7 @@ if TYPE_CHECKING:
 
 
 _NO_AUTO = ("Content-Type",)
+_VERSIONS = {aiohttp.HttpVersion11: "1.1", aiohttp.HttpVersion10: "1.0"}
 
 
 class AsyncioBackend(Backend, AsyncCapable):
@@ -244,6 +245,10 @@ class AsyncioBackend(Backend, AsyncCapable):
         headers = send.headers
         extra: dict[str, object] = {}
         proxy = send.proxy
+        if send.body is not None:
+            extra["data"] = send.body
+            # aiohttp would add Content-Type: application/octet-stream to a body without one
+            extra["skip_auto_headers"] = _NO_AUTO
         try:
             if proxy is not None:
                 if proxy.socks:
@@ -259,9 +264,6 @@ class AsyncioBackend(Backend, AsyncCapable):
                 send.method,
                 URL(send.target.url, encoded=True),
                 headers=headers,
-                data=send.body,
-                # aiohttp would add Content-Type: application/octet-stream to a body without one
-                skip_auto_headers=_NO_AUTO if send.body is not None else None,
                 allow_redirects=False,
                 timeout=timeout,
                 **extra,  # type: ignore[arg-type]
@@ -290,7 +292,7 @@ class AsyncioBackend(Backend, AsyncCapable):
         resp.release()
         raw = resp.raw_headers
         v = resp.version
-        version = f"{v.major}.{v.minor}" if v is not None else None
+        version = (_VERSIONS.get(v) or f"{v.major}.{v.minor}") if v is not None else None
         return Response(resp.status, lower_headers(raw), data, body.size, raw, version)
 
     @staticmethod
