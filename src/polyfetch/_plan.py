@@ -285,23 +285,22 @@ class Plan:
         hop, self._hop = self._hop, False
         if not hop:
             self.attempts += 1
-        if self._debug:
-            what = f"redirect {self.redirects}" if hop else f"attempt {self.attempts}"
-            method = self._req.method if self._req is not None else self.settings.method
-            self._log("%s: %s %s", what, method, self._target.url)
-            if self.proxies is not None:
-                chosen = self.proxies.choose(self._target.scheme, self._target.host)
-                self._log("via %s", chosen.url if chosen is not None else "no proxy (no_proxy)")
-        s = self.settings
-        headers = self._headers
-        if self.cookies is not None:
-            headers = self.cookies.add_header(self._target, headers)
-        req = self._req
         proxy = (
             None
             if self.proxies is None
             else self.proxies.choose(self._target.scheme, self._target.host)
         )
+        if self._debug:
+            what = f"redirect {self.redirects}" if hop else f"attempt {self.attempts}"
+            method = self._req.method if self._req is not None else self.settings.method
+            self._log("%s: %s %s", what, method, self._target.url)
+            if self.proxies is not None:
+                self._log("via %s", proxy.url if proxy is not None else "no proxy (no_proxy)")
+        s = self.settings
+        headers = self._headers
+        if self.cookies is not None:
+            headers = self.cookies.add_header(self._target, headers)
+        req = self._req
         if req is None and self.store is None and proxy is None:
             return Send(
                 target=self._target,

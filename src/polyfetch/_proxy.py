@@ -33,6 +33,7 @@ import ipaddress
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from polyfetch.errors import (
@@ -44,6 +45,9 @@ from polyfetch.errors import (
     ProxyAuthError,
     ProxyError,
 )
+
+if TYPE_CHECKING:
+    from polyfetch._plan import Response
 
 SCHEMES = ("http", "https", "socks5", "socks5h")
 HTTPS_PROXY_REFUSED = (
@@ -259,12 +263,12 @@ def _from_env(value: str | None, name: str) -> Proxy | None:
         ) from None
 
 
-def proxied(proxy: Proxy, outcome: object) -> object:
+def proxied(proxy: Proxy, outcome: Response | FetchError) -> Response | FetchError:
     """An attempt's outcome through ``proxy`` in the taxonomy's terms, written once for every
     backend: a 407 answer is `ProxyAuthError`, a failure to reach the proxy `ProxyError`,
     and no message carries the proxy's credentials."""
     if not isinstance(outcome, FetchError):
-        if getattr(outcome, "status", None) == 407:
+        if outcome.status == 407:
             how = "credentials rejected" if proxy.username is not None else "no credentials given"
             return ProxyAuthError(
                 f"proxy {proxy.where} answered 407 Proxy Authentication Required ({how})"

@@ -162,24 +162,29 @@ class Runner:
 
             self.cookies = Cookies(None if settings.cookies is True else settings.cookies)  # type: ignore[arg-type]
 
+    def _plan(self, item: object, index: int, started: float) -> Plan:
+        """The item's `Plan`, sharing this fetcher's pace, cookies, robots gate and proxies."""
+        plan = Plan(
+            item,
+            index,
+            self.settings,
+            started,
+            _JITTER,
+            self.pacer,
+            self.cookies,
+            self._gate,
+            self.proxies,
+        )
+        if self._store is not None:
+            plan.store = self._store
+        return plan
+
     def run(self, item: object, index: int, group: Primitives) -> Result:
         """The one record of ``item``, fetched (and processed) with ``group``'s primitives."""
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(
-                item,
-                index,
-                self.settings,
-                started,
-                _JITTER,
-                self.pacer,
-                self.cookies,
-                self._gate,
-                self.proxies,
-            )
-            if self._store is not None:
-                plan.store = self._store
+            plan = self._plan(item, index, started)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -219,7 +224,7 @@ class Runner:
         if send.proxy is not None:
             from polyfetch._proxy import proxied
 
-            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
+            outcome = proxied(send.proxy, outcome)
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()
@@ -267,19 +272,7 @@ class Runner:
         started = time.monotonic()
         result: Result | None = None
         try:
-            plan = Plan(
-                item,
-                index,
-                self.settings,
-                started,
-                _JITTER,
-                self.pacer,
-                self.cookies,
-                self._gate,
-                self.proxies,
-            )
-            if self._store is not None:
-                plan.store = self._store
+            plan = self._plan(item, index, started)
             action = plan.advance(None, started)
             while not isinstance(action, Done):
                 if isinstance(action, Wait):
@@ -320,7 +313,7 @@ class Runner:
         if send.proxy is not None:
             from polyfetch._proxy import proxied
 
-            outcome = proxied(send.proxy, outcome)  # type: ignore[assignment]
+            outcome = proxied(send.proxy, outcome)
         outcome = _past_deadline(outcome, send)
         if self.throttle is not None:
             now = time.monotonic()

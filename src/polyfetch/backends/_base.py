@@ -144,11 +144,12 @@ def check_proxy(backend: type[Backend], settings: Settings) -> None:
     """Raise `BackendError` when ``settings`` name a proxy ``backend`` cannot use."""
     from polyfetch.errors import BackendError
 
-    proxy = settings.proxy
-    if proxy and not backend.https_proxy and proxy.strip().lower().startswith("https://"):
-        from polyfetch._proxy import HTTPS_PROXY_REFUSED
+    if settings.proxy and not backend.https_proxy:
+        from polyfetch._proxy import HTTPS_PROXY_REFUSED, parse
 
-        raise BackendError(f"proxy={proxy.split('://')[0]}://...: {HTTPS_PROXY_REFUSED}")
+        proxy = parse(settings.proxy)  # Settings checked that it parses
+        if proxy.scheme == "https":
+            raise BackendError(f"proxy={proxy.url}: {HTTPS_PROXY_REFUSED}")
 
 
 class AsyncCapable(ABC):

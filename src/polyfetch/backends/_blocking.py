@@ -249,12 +249,11 @@ class BlockingClient:
         try:
             proxy = send.proxy
             headers = dict(send.headers)
+            url = t.target
             if proxy is None:
                 pool = self._pm.connection_from_host(t.host, t.port, t.scheme)
-                url = t.target
             else:
                 pool = self._through(proxy).connection_from_host(t.host, t.port, t.scheme)
-                url = t.target
                 if t.scheme == "http" and not proxy.socks:  # absolute-form, to the proxy
                     url = t.url
                     if proxy.authorization:
@@ -338,7 +337,7 @@ def map_error(exc: BaseException, *, connected: bool, proxy: Proxy | None = None
     """
     msg = str(exc)
     if isinstance(exc, u3.ProxyError):
-        cause = exc.original_error if hasattr(exc, "original_error") else exc.__cause__
+        cause = getattr(exc, "original_error", exc.__cause__)
         if isinstance(cause, u3.NewConnectionError):  # a subclass of ConnectTimeoutError
             return ProxyError(f"cannot connect: {cause.__cause__ or cause}")
         if isinstance(cause, u3.ConnectTimeoutError):

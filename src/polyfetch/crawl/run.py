@@ -503,22 +503,16 @@ class Crawl:
             done_lines=self._done_lines,
             stop=lambda: self.interrupter.stop_input,
         )
-        if not self._jsonl and self._body is None:  # plain URLs: the fast path, as it was
-            for index, line in enumerate(lines):
-                self.pending[index] = line
-                if line.reject is None and line.duplicate_of is None:
-                    yield line.url
-                else:
-                    yield NotFetched(line)
-            return
         body = self._body
         for index, line in enumerate(lines):
             self.pending[index] = line
             if line.reject is not None or line.duplicate_of is not None:
                 yield NotFetched(line)
-            elif line.request is not None:
+            elif line.request is not None:  # a JSON Lines request
                 yield line.request
-            else:
+            elif body is None:  # plain URLs: strings, the fast path
+                yield line.url
+            else:  # -d / --json for every URL of the list
                 yield Request(line.url, data=body)
 
     def _request_key(self) -> Any:
