@@ -28,7 +28,7 @@ import collections
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, TypeVar
 
-from greenlet import GreenletExit, getcurrent
+from greenlet import getcurrent
 
 from polyfetch._plan import Response, Send, total_timeout
 from polyfetch._rlimit import raise_nofile_limit
@@ -163,8 +163,7 @@ class GreenletBackend(Backend):
         try:
             if hub.glet.dead:  # e.g. a KeyboardInterrupt killed the hub: unwind tasks ourselves
                 for task in list(hub.tasks):
-                    if task:  # started: its finally blocks close its sockets
-                        task.throw(GreenletExit)
+                    task.throw_exit()  # if started: its finally blocks close its sockets
                 hub.tasks.clear()
                 self.groups.clear()
             for group in list(self.groups):
