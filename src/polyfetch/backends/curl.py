@@ -5,9 +5,10 @@ backend (its semaphores, sleep and wait_future, its `HubGroup`); only one
 attempt is different. `perform` takes a reused easy handle, sets the
 attempt's URL, headers and connect timeout, adds it to the backend's one
 ``CurlMulti`` and parks the task. libcurl tells us which sockets it waits on
-(``M_SOCKETFUNCTION``: each becomes a `_Socket` watcher in the hub's selector)
-and when it next needs a turn (``M_TIMERFUNCTION``: one hub timer); the hub
-calls ``socket_action`` when either fires, and when the count of running
+(``M_SOCKETFUNCTION``: they go in an epoll of the backend's own, one
+descriptor in the hub's selector) and when it next needs a turn
+(``M_TIMERFUNCTION``: one hub timer, or the hub's next turn for "now"); the
+hub calls ``socket_action`` when either fires, and when the count of running
 transfers drops, the finished ones' tasks are woken. So libcurl does the
 connection pool, TLS, HTTP/1.1 and HTTP/2 framing in C, and one Python call
 moves every transfer whose socket is ready.
@@ -27,7 +28,9 @@ timeout (TCP and TLS) is libcurl's ``CONNECTTIMEOUT_MS``. A cancelled task's
 
 from __future__ import annotations
 
+import contextlib
 import re
+import select
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +99,10 @@ _PLAIN = {100: "response header too large"}
 
 
 _monotonic = time.monotonic
+#: libcurl's POLL_NONE/IN/OUT/INOUT as epoll events
+_EPOLL_EVENTS = (0, select.EPOLLIN, select.EPOLLOUT, select.EPOLLIN | select.EPOLLOUT)
+_NOT_OUT = ~select.EPOLLOUT
+_NOT_IN = ~select.EPOLLIN
 _AFTER = re.compile(r" after \d+ ms")
 
 
@@ -275,21 +282,8 @@ class _Handle:
         return Response(self.status, self.headers, data, body.size, self.raw, self.version)
 
 
-class _Socket:
-    """One of libcurl's sockets in the hub's selector: readiness becomes ``socket_action``."""
-
-    __slots__ = ("driver", "fd")
-
-    def __init__(self, driver: Multi, fd: int) -> None:
-        self.driver = driver
-        self.fd = fd
-
-    def fire(self, mask: int) -> None:  # selectors' READ/WRITE bits are libcurl's CSELECT_IN/OUT
-        self.driver.act(self.fd, mask)
-
-
-class _Timer(Waiter):
-    """libcurl's one multi timer, as a hub timer."""
+class _Due(Waiter):
+    """A hub timer (or a ready-queue turn) at which libcurl's multi timer may be due."""
 
     __slots__ = ("driver",)
 
@@ -300,7 +294,7 @@ class _Timer(Waiter):
     def fire(self, value: object) -> None:
         if self.armed:
             self.armed = False
-            self.driver.act(pycurl.SOCKET_TIMEOUT, 0)
+            self.driver.due(self)
 
 
 class Multi:
@@ -309,9 +303,17 @@ class Multi:
     def __init__(self, hub: Hub, settings: Settings) -> None:
         self.hub = hub
         self.settings = settings
-        self._selector = hub.selector
-        self._sockets: dict[int, _Socket] = {}
-        self._timer: _Timer | None = None
+        #: libcurl's sockets live in an epoll of their own, itself one descriptor in the hub's
+        #: selector: a readiness costs one ``poll(0)`` for every socket ready, not a selector
+        #: key each, and a socket stays registered while its connection idles in the pool
+        #: (see `_on_socket`), so a reused connection costs one epoll_ctl, not two.
+        self._poll = select.epoll()
+        self._watched: dict[int, int] = {}  #: fd -> epoll events libcurl wants (0: idle)
+        hub.add_driver(self._poll.fileno(), self)
+        self._due: float | None = None  #: when libcurl's multi timer is due (None: not set)
+        self._timer: _Due | None = None  #: the hub timer armed for the earliest due time
+        self._timer_at = 0.0
+        self._kick: _Due | None = None  #: a ready-queue turn queued for a due-now timer
         self._added = 0  # transfers in the multi handle not yet seen finished
         self._free: list[_Handle] = []
         self._all: list[_Handle] = []
@@ -328,27 +330,76 @@ class Multi:
     # -- libcurl's callbacks (run inside socket_action / add_handle / remove_handle) -------
 
     def _on_socket(self, what: int, fd: int, multi: object, data: object) -> None:
-        sockets, selector = self._sockets, self._selector
+        watched, poll = self._watched, self._poll
         if what == pycurl.POLL_REMOVE:
-            if sockets.pop(fd, None) is not None:
-                selector.unregister(fd)
+            # Left registered: when its connection is reused, libcurl asks again and one
+            # modify does it. Readiness meanwhile (the server closed it) unregisters it.
+            if fd in watched:
+                watched[fd] = 0
             return
-        events = what & 3  # POLL_IN 1, POLL_OUT 2, POLL_INOUT 3: the selectors' bits
-        watcher = sockets.get(fd)
-        if watcher is None:
-            watcher = sockets[fd] = _Socket(self, fd)
-            selector.register(fd, events, watcher)
-        else:
-            selector.modify(fd, events, watcher)
+        events = _EPOLL_EVENTS[what & 3]
+        if fd in watched:
+            watched[fd] = events
+            try:
+                poll.modify(fd, events)
+                return
+            except FileNotFoundError:  # closed since it idled, and the number is a new socket's
+                pass
+        watched[fd] = events
+        poll.register(fd, events)
 
     def _on_timer(self, ms: int) -> None:
+        """libcurl's multi timer: "call socket_action(TIMEOUT) in ``ms``" (-1: never). Kept
+        lazily: one hub timer at the earliest due time, checked again when it fires."""
+        if ms < 0:
+            self._due = None
+            return
+        if ms == 0:  # the common case (a transfer added): the hub's next turn
+            self._due = 0.0
+            if self._kick is None:
+                self._kick = _Due(self)
+                self.hub.wake(self._kick)
+            return
+        due = self._due = _monotonic() + ms / 1000
+        self._arm(due)
+
+    def _arm(self, due: float) -> None:
         timer = self._timer
         if timer is not None:
+            if timer.armed and self._timer_at <= due:
+                return  # fires first, and looks again
             self.hub.disarm(timer)
+        timer = self._timer = _Due(self)
+        self._timer_at = due
+        self.hub.call_at(due, timer)
+
+    def due(self, fired: _Due) -> None:
+        """A kick or the hub timer came up: run libcurl's timeouts if they are due now."""
+        if fired is self._kick:
+            self._kick = None
+        elif fired is self._timer:
             self._timer = None
-        if ms >= 0:
-            timer = self._timer = _Timer(self)
-            self.hub.call_at(time.monotonic() + ms / 1000, timer)
+        due = self._due
+        if due is None:
+            return
+        if due and due > _monotonic():
+            self._arm(due)  # moved later since this timer was armed
+            return
+        self._due = None
+        self.act(pycurl.SOCKET_TIMEOUT, 0)
+
+    def fire(self, mask: int) -> None:
+        """The hub's selector: some of libcurl's sockets are ready."""
+        watched = self._watched
+        for fd, events in self._poll.poll(0):
+            if watched.get(fd):
+                # the selectors' bits (READ 1, WRITE 2) are libcurl's CSELECT_IN/OUT;
+                # ERR/HUP count as both, as the selectors module counts them
+                self.act(fd, (events & _NOT_OUT and 1) | (events & _NOT_IN and 2))
+            else:  # idle in libcurl's pool and now readable (closed), or long gone
+                watched.pop(fd, None)
+                with contextlib.suppress(OSError):
+                    self._poll.unregister(fd)
 
     # -- driving ----------------------------------------------------------------------------
 
@@ -484,13 +535,16 @@ class Multi:
             h.curl.close()
         self._all.clear()
         self._free.clear()
-        if self._timer is not None:
-            self.hub.disarm(self._timer)
-            self._timer = None
+        for timer in (self._timer, self._kick):
+            if timer is not None:
+                self.hub.disarm(timer)
+        self._timer = self._kick = None
+        self._due = None
         self.multi.close()
-        for fd in list(self._sockets):  # libcurl said POLL_REMOVE for these already, normally
-            self._selector.unregister(fd)
-        self._sockets.clear()
+        if not self.hub.closed:
+            self.hub.remove_driver(self._poll.fileno())
+        self._poll.close()
+        self._watched.clear()
 
 
 def _set_proxy(curl: Any, proxy: Proxy | None) -> None:

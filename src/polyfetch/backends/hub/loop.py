@@ -158,6 +158,7 @@ class Hub:
         self._wakeup = WakeupSocketpair()
         self.selector.register(self._wakeup.fileno(), READ, self._wakeup)
         self._foreign = 0  # thread-side operations that will call back (for deadlock detection)
+        self._drivers = 0  # descriptors of `add_driver`: the deadlock check does not count them
         self._blocked: Waiter | None = None
         self._crash: BaseException | None = None
         self.closed = False
@@ -216,6 +217,18 @@ class Hub:
         """Have the hub call ``waiter.fire(False)`` at ``until`` (monotonic) unless disarmed first
         (`disarm`): a timer for code that is not a parked task, e.g. libcurl's multi timer."""
         heapq.heappush(self._timers, (until, next(self._seq), waiter))
+
+    def add_driver(self, fd: int, driver: Any) -> None:
+        """Watch ``fd`` for reading for as long as the hub lives, calling ``driver.fire(mask)``:
+        for a poller of one's own (libcurl's sockets). Its waiters must have timers too: the
+        deadlock check does not count it as something that can wake anyone."""
+        self.selector.register(fd, READ, driver)
+        self._drivers += 1
+
+    def remove_driver(self, fd: int) -> None:
+        """Stop watching an `add_driver` descriptor (before closing it)."""
+        self.selector.unregister(fd)
+        self._drivers -= 1
 
     def disarm(self, waiter: Waiter) -> None:
         """Cancel a `call_at` timer (lazily: its heap entry is skipped when it comes up)."""
@@ -370,7 +383,7 @@ class Hub:
     def _check_deadlock(self) -> bool:
         # Nothing ready, no timer, no descriptor but the wake-up pair, no thread due to call
         # back: nothing can ever wake whoever is blocked. Say so instead of hanging forever.
-        if len(self.selector.get_map()) > 1 or self._foreign or self._inbox:
+        if len(self.selector.get_map()) > 1 + self._drivers or self._foreign or self._inbox:
             return False
         blocked = self._blocked
         if blocked is None or not blocked.armed:
