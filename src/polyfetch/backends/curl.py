@@ -338,14 +338,14 @@ class Multi:
                 watched[fd] = 0
             return
         events = _EPOLL_EVENTS[what & 3]
-        if fd in watched:
-            watched[fd] = events
+        known = fd in watched
+        watched[fd] = events
+        if known:
             try:
                 poll.modify(fd, events)
                 return
             except FileNotFoundError:  # closed since it idled, and the number is a new socket's
                 pass
-        watched[fd] = events
         poll.register(fd, events)
 
     def _on_timer(self, ms: int) -> None:

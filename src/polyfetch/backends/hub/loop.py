@@ -101,6 +101,13 @@ class Task:
     def __bool__(self) -> bool:
         return self.glet is not None
 
+    def end(self) -> None:
+        """The task is over (run, killed or never started): drop it and tell ``on_exit``."""
+        self.fn, self.args, self.glet = None, (), None
+        self.hub.tasks.discard(self)
+        if self.on_exit is not None:
+            self.on_exit(self)
+
     def throw_exit(self) -> None:
         """Unwind the task with `GreenletExit` now (its worker's ``finally`` blocks run)."""
         if self.glet is not None:
@@ -124,17 +131,14 @@ class Worker(greenlet):
         hub = self.hub
         while True:
             try:
-                if not task.killed and task.fn is not None:
+                if task.fn is not None:  # a task killed before it started never gets here
                     task.fn(*task.args)
             except GreenletExit:
                 pass
             except BaseException as exc:  # handed to the blocked caller, not the hub
                 hub.crash(exc)
             finally:
-                task.fn, task.args, task.glet = None, (), None
-                hub.tasks.discard(task)
-                if task.on_exit is not None:
-                    task.on_exit(task)
+                task.end()
             if len(hub.idle) >= _IDLE_WORKERS or hub.closed or hub.glet.dead:
                 return
             hub.idle.append(self)
@@ -395,10 +399,7 @@ class Hub:
 
 def _start(task: Task) -> None:
     if task.killed:  # killed before it started: it never runs, and ends here
-        task.fn, task.args = None, ()
-        task.hub.tasks.discard(task)
-        if task.on_exit is not None:
-            task.on_exit(task)
+        task.end()
         return
     hub = task.hub
     worker = task.glet = hub.idle.pop() if hub.idle else Worker(hub)
