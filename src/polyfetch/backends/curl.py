@@ -3,9 +3,9 @@
 Theory of operation. Items run as tasks on the same `Hub` as the greenlet
 backend (its semaphores, sleep and wait_future, its `HubGroup`); only one
 attempt is different. `perform` takes a reused easy handle, sets the
-attempt's URL, headers and connect timeout, adds it to the backend's one
-``CurlMulti`` and parks the task. libcurl tells us which sockets it waits on
-(``M_SOCKETFUNCTION``: they go in an epoll of the backend's own, one
+attempt's URL, headers and connect timeout, adds it to a ``CurlMulti`` (one
+per 512 in flight, see `Multis`) and parks the task. libcurl tells us which sockets it waits on
+(``M_SOCKETFUNCTION``: they go in an epoll of the multi's own, one
 descriptor in the hub's selector) and when it next needs a turn
 (``M_TIMERFUNCTION``: one hub timer, or the hub's next turn for "now"); the
 hub calls ``socket_action`` when either fires, and when the count of running
@@ -32,6 +32,7 @@ import contextlib
 import re
 import select
 import time
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pycurl
@@ -65,6 +66,10 @@ if TYPE_CHECKING:
     from polyfetch._runner import Runner
 
 _HEADER_LISTS_MAX = 1024
+#: Transfers in flight per ``CurlMulti``. libcurl looks for a reusable connection by walking
+#: the pool's connections to the host, busy ones too: at 5,000 in flight that walk was a third
+#: of the client's CPU. More multis, each with its own pool, keep every walk this short.
+_PER_MULTI = 512
 _FEATURES = pycurl.version_info()[4]
 HTTP2_SUPPORTED = bool(_FEATURES & pycurl.VERSION_HTTP2)
 HTTP3_SUPPORTED = bool(_FEATURES & getattr(pycurl, "VERSION_HTTP3", 0))
@@ -298,9 +303,10 @@ class _Due(Waiter):
 
 
 class Multi:
-    """The backend's one ``CurlMulti``, its easy handles, and one attempt at a time per task."""
+    """One ``CurlMulti``, its easy handles, and one attempt at a time per task."""
 
-    def __init__(self, hub: Hub, settings: Settings) -> None:
+    def __init__(self, hub: Hub, settings: Settings, connections: int) -> None:
+        """``connections``: how many idle connections its pool keeps."""
         self.hub = hub
         self.settings = settings
         #: libcurl's sockets live in an epoll of their own, itself one descriptor in the hub's
@@ -314,7 +320,7 @@ class Multi:
         self._timer: _Due | None = None  #: the hub timer armed for the earliest due time
         self._timer_at = 0.0
         self._kick: _Due | None = None  #: a ready-queue turn queued for a due-now timer
-        self._added = 0  # transfers in the multi handle not yet seen finished
+        self.in_flight = 0  #: transfers in the multi handle not yet seen finished
         self._free: list[_Handle] = []
         self._all: list[_Handle] = []
         self._header_lists: dict[tuple[tuple[str, str], ...], list[str]] = {}
@@ -323,7 +329,7 @@ class Multi:
         m.setopt(pycurl.M_SOCKETFUNCTION, self._on_socket)
         m.setopt(pycurl.M_TIMERFUNCTION, self._on_timer)
         # idle connections kept: as many as may be busy at once (libcurl's default is 4x handles)
-        m.setopt(pycurl.M_MAXCONNECTS, max(settings.concurrency, settings.per_host))
+        m.setopt(pycurl.M_MAXCONNECTS, connections)
         if settings.http2 or settings.http3:
             m.setopt(pycurl.M_PIPELINING, pycurl.PIPE_MULTIPLEX)
 
@@ -406,7 +412,7 @@ class Multi:
     def act(self, fd: int, mask: int) -> None:
         """Let libcurl move ``fd`` (or its timers), then wake the tasks whose transfers ended."""
         _, running = self.multi.socket_action(fd, mask)
-        if running < self._added:
+        if running < self.in_flight:
             self._collect()
 
     def _collect(self) -> None:
@@ -424,7 +430,7 @@ class Multi:
             return
         h.done = True
         h.code, h.message = code, message
-        self._added -= 1
+        self.in_flight -= 1
         if h.waiter is not None:
             self.hub.wake(h.waiter)
 
@@ -459,12 +465,12 @@ class Multi:
             h.started = h.last = time.monotonic()
             self.multi.add_handle(curl)
             added = True
-            self._added += 1
+            self.in_flight += 1
             return self._wait(h, send)
         finally:
             if added:
                 if not h.done:
-                    self._added -= 1
+                    self.in_flight -= 1
                 self.multi.remove_handle(curl)  # closes a half-used connection
             h.waiter = None
             h.clear()
@@ -609,6 +615,27 @@ def _base_options(s: Settings) -> list[tuple[int, Any]]:
     return opts
 
 
+class Multis:
+    """Enough `Multi` for the fetcher's concurrency (`_PER_MULTI` each); an attempt goes to the
+    least busy, so no pool holds more than its share of the connections."""
+
+    def __init__(self, hub: Hub, settings: Settings) -> None:
+        count = -(-max(settings.concurrency, 1) // _PER_MULTI)
+        share = -(-max(settings.concurrency, settings.per_host) // count)
+        self.multis = [Multi(hub, settings, share) for _ in range(count)]
+        self._one = self.multis[0] if count == 1 else None
+
+    def attempt(self, send: Send) -> Response | FetchError:
+        """`Multi.attempt` on the multi with the fewest transfers in flight."""
+        multi = self._one or min(self.multis, key=attrgetter("in_flight"))
+        return multi.attempt(send)
+
+    def close(self) -> None:
+        """Close every multi and its handles."""
+        for multi in self.multis:
+            multi.close()
+
+
 class CurlGroup(HubGroup):
     """`HubGroup` whose attempts are libcurl transfers."""
 
@@ -644,7 +671,7 @@ class CurlBackend(GreenletBackend):
         client_context(s.verify, s.ca_bundle)  # the same ConfigError for an unreadable CA bundle
         raise_nofile_limit()
         self.hub = Hub()
-        self.client = Multi(self.hub, s)  # type: ignore[assignment]
+        self.client = Multis(self.hub, s)  # type: ignore[assignment]
         self.groups: set[HubGroup] = set()
 
     def group(self, runner: Runner) -> CurlGroup:
