@@ -194,3 +194,15 @@ def test_debug_log_names_the_proxy_without_credentials(caplog):
         plan("http://a.test/", proxy="http://u:hunter2@p.test:3128").advance(None, 100.0)
     text = caplog.text
     assert "via http://p.test:3128" in text and "hunter2" not in text
+
+
+def test_curl_proxy_error_reads_407_as_a_status_not_inside_a_port() -> None:
+    """libcurl names the target's port in a dead proxy's message ("localhost:40787"): that is a
+    ProxyError; only a 407 answer is a ProxyAuthError."""
+    pytest.importorskip("pycurl")
+    from polyfetch.backends.curl import _proxy_error
+    from polyfetch.errors import ProxyAuthError, ProxyError
+
+    dead = _proxy_error(7, "Failed to connect to localhost:40787 over proxy 127.0.0.1: refused")
+    assert type(dead) is ProxyError, dead
+    assert type(_proxy_error(56, "CONNECT tunnel failed, response 407")) is ProxyAuthError

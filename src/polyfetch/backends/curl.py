@@ -109,6 +109,7 @@ _EPOLL_EVENTS = (0, select.EPOLLIN, select.EPOLLOUT, select.EPOLLIN | select.EPO
 _NOT_OUT = ~select.EPOLLOUT
 _NOT_IN = ~select.EPOLLIN
 _AFTER = re.compile(r" after \d+ ms")
+_STATUS_407 = re.compile(r"(?<![\d:])407(?!\d)")
 
 
 def _error(code: int, message: str, send: Send) -> FetchError:
@@ -579,7 +580,8 @@ def _proxy_error(code: int, message: str) -> FetchError | None:
     low = text.lower()
     # COULDNT_CONNECT (to the proxy, or a CONNECT answered non-2xx), RECV_ERROR, PROXY (SOCKS)
     if code in (7, 56, 97) and ("tunnel" in low or "socks" in low or "proxy" in low):
-        auth = "407" in text or "rejected" in low or "auth" in low
+        # the status 407, not a port like 40787 in "Failed to connect to localhost:40787"
+        auth = _STATUS_407.search(text) is not None or "rejected" in low or "auth" in low
         return (ProxyAuthError if auth else ProxyError)(_AFTER.sub("", text))
     return None
 
