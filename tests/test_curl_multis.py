@@ -3,7 +3,7 @@
 libcurl finds a reusable connection by walking the pool's connections to the host, so one
 pool of thousands costs every transfer that walk; `polyfetch.backends.curl.Multis` keeps each
 pool to its share. These tests run real transfers through two multis and check that both
-carried them, that the concurrency limit still holds across them, and that closing
+carried them, that no multi made more easy handles than the concurrency, and that closing
 releases every handle.
 """
 
