@@ -619,7 +619,8 @@ def _base_options(s: Settings) -> list[tuple[int, Any]]:
 
 class Multis:
     """Enough `Multi` for the fetcher's concurrency (`_PER_MULTI` each); an attempt goes to the
-    least busy, so no pool holds more than its share of the connections."""
+    least busy, so no pool holds more than its share of the connections. Pools share nothing:
+    past 512 in flight, HTTP/2 multiplexes over one connection per host in each pool."""
 
     def __init__(self, hub: Hub, settings: Settings) -> None:
         count = -(-max(settings.concurrency, 1) // _PER_MULTI)
