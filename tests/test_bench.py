@@ -55,9 +55,11 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
     results = json.loads((out / "results.json").read_text())
     assert results["repeat"] == 1 and results["machine"]["cores"] >= 1
     assert {"python", "cpu", "libraries"} <= set(results["machine"])
-    # sized, as the bench sized them, for the capacity it measured first
-    assert results["capacity"]["rps"] > 0
-    planned = scenarios(list(BUILDERS), quick=True, capacity=results["capacity"]["rps"])
+    # sized, as the bench sized them, for the capacity it measured first at each concurrency
+    found = {f["concurrency"]: f for f in results["capacity"]}
+    assert set(found) == {10, 100} and all(f["capacity"] >= f["rps"] > 0 for f in found.values())
+    measured = {c: f["capacity"] for c, f in found.items()}
+    planned = scenarios(list(BUILDERS), quick=True, capacity=measured)
     assert [s["name"] for s in results["scenarios"]] == list(BUILDERS)
     points = {p.key: p for s in planned for p in s.points}
     assert {c["point"] for c in results["cells"]} == set(points)
@@ -462,6 +464,13 @@ def test_nginx_serves_every_size_in_its_own_group_and_dies_with_it(tmp_path):
         for size in nginx.SIZES:
             with urllib.request.urlopen(f"{web.base}/bytes/{size}?i=7", timeout=10) as resp:
                 assert resp.status == 200 and len(resp.read()) == size
+        assert web.delays == os.path.exists(nginx.ECHO_MODULE)
+        if web.delays:  # milliseconds, as the built-in server's /delay/{ms}
+            for ms in (5, 250, 1250):
+                started = time.monotonic()
+                with urllib.request.urlopen(f"{web.base}/delay/{ms}?size=100&i=3") as resp:
+                    assert resp.status == 200 and len(resp.read()) == 100
+                assert ms / 1000 <= time.monotonic() - started < ms / 1000 + 3
         assert os.getpgid(web.proc.pid) == web.proc.pid
         worker = [p for p in _group(web.proc.pid) if p != web.proc.pid]
         assert len(worker) == 1  # worker_processes 1
@@ -496,6 +505,9 @@ def test_static_points_go_to_nginx_and_its_cpu_is_the_runs(server):
     # the worker, not the idle master, does the serving: its CPU is counted
     assert cpu_seconds(server.nginx.proc.pid) >= before + record["server_cpu_s"] - 0.02
     assert server.base(_point("/bytes/1024?i={i}")) == server.http  # not static: built-in
+    delay = _point("/delay/100?size=100&i={i}", n=5, delayed=True)
+    assert server.base(delay) == (server.nginx.base if server.nginx.delays else server.http)
+    assert server.serving(delay) is (server.nginx.proc if server.nginx.delays else server.proc)
 
 
 def test_without_nginx_static_points_stay_on_the_built_in_server(tmp_path, monkeypatch):
@@ -518,24 +530,35 @@ def test_latency_delays_keep_the_server_under_half_its_capacity():
     assert latency_delay_ms(1000, 8000) == 500  # 10,000 at 100 ms, 5,000 at 200: too many
     assert latency_delay_ms(5000, 12_000) == 1000
     assert latency_delay_ms(5000, 10) == 5000  # a server too slow for any: the longest
-    (latency,) = scenarios(["latency"], quick=False, capacity=12_000)
+    # each concurrency its own capacity: the server copes with 10 in flight better than 5,000
+    capacity = {10: 12_000, 100: 12_000, 1000: 12_000, 5000: 4_000}
+    (latency,) = scenarios(["latency"], quick=False, capacity=capacity)
     for point in latency.points:
-        assert point.concurrency / (point.latency_ms / 1000) < 6000
-        assert f"/delay/{point.latency_ms}?" in point.path
-    assert "capacity 12,000 req/s" in latency.title
+        assert point.concurrency / (point.latency_ms / 1000) < capacity[point.concurrency] / 2
+        assert f"/delay/{point.latency_ms}?" in point.path and point.delayed
+    assert [p.latency_ms for p in latency.points] == [100, 100, 200, 5000]
+    assert "measured at each c" in latency.title
 
 
-def test_capacity_is_a_burst_on_the_latency_path(server):
+def test_capacity_is_a_burst_on_the_latency_path_at_the_points_concurrency(server):
     client = "peer:pycurl" if "pycurl" in peers.available() else "greenlet"
     urllib.request.urlopen(f"{server.http}/stats/reset", timeout=10).close()
-    found = run.capacity(server, client, requests=200)
+    found = run.capacity(server, client, 150, requests=200)
     assert found["rps"] > 0 and found["server_cpu_pct"] >= 0 and found["client"] == client
+    assert found["capacity"] >= found["rps"] and found["concurrency"] == 150
+    assert found["requests"] == 300  # at least two rounds of the concurrency
+    delays_on_nginx = server.nginx is not None and server.nginx.delays
     with urllib.request.urlopen(f"{server.http}/stats", timeout=10) as resp:
-        assert json.load(resp)["_total"]["requests"] == 200  # the built-in server's, not nginx's
+        total = json.load(resp)["_total"]
+    # the server that serves the latency points' delays, and only it, took the burst
+    assert total["requests"] == (0 if delays_on_nginx else 300)
     results = _results({"threads": [90, 200]})
     results["scenarios"][0]["question"] = "?"
     machine = {"cpu": "a CPU", "cores": 2, "memory_gib": 1, "system": "s", "python": "3"}
-    results |= {"command": "polyfetch bench", "started": "now", "repeat": 3, "capacity": found}
-    results["machine"] = machine | {"libraries": {}}
+    failed = {"concurrency": 5000, "client": client, "requests": 10_000, "failed": "errors 3"}
+    results |= {"command": "polyfetch bench", "started": "now", "repeat": 3}
+    results |= {"capacity": [found, failed], "machine": machine | {"libraries": {}}}
     text = report.markdown(results, [])
-    assert f"capacity, measured first ({client}): {found['rps']:,.0f} req/s" in text
+    assert f"at each concurrency ({client}" in text
+    assert f"c=150: {found['capacity']:,.0f} req/s ({found['rps']:,.0f} seen at " in text
+    assert "c=5000: not measured (errors 3)" in text

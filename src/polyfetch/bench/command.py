@@ -19,7 +19,7 @@ from typing import Any, TextIO
 from polyfetch import backends
 from polyfetch.bench import peers, plots, report, run
 from polyfetch.bench.run import Cell, run_rounds, start_server, stop_server, summarize
-from polyfetch.bench.scenarios import BUILDERS, Scenario, scenarios
+from polyfetch.bench.scenarios import BUILDERS, Scenario, latency_levels, scenarios
 
 #: what the bench extra brings: the plots' matplotlib, the tls scenario's trustme
 BENCH_HINT = "pip install 'polyfetch[bench]'"
@@ -177,15 +177,21 @@ def main(args: argparse.Namespace, argv: list[str], out: TextIO, err: TextIO) ->
         with tempfile.TemporaryDirectory(prefix="polyfetch-bench-") as tmp:
             server = start_server(
                 tmp if any(c.point.tls for c in cells) else None,
-                os.path.join(tmp, "nginx") if any(c.point.static for c in cells) else None,
+                os.path.join(tmp, "nginx")
+                if any(c.point.static or c.point.delayed for c in cells)
+                else None,
             )
             results["static_server"] = server.static
             try:
                 burst = _burst_client(runnable)
                 if "latency" in names and burst:  # delays the server can serve at every c
-                    found = run.capacity(server, burst, requests=500 if args.quick else 3000)
+                    found = [
+                        run.capacity(server, burst, c, requests=1000 if args.quick else 3000)
+                        for c in latency_levels(args.quick)
+                    ]
                     results["capacity"] = found
-                    plan = scenarios(names, quick=args.quick, capacity=found.get("rps"))
+                    measured = {f["concurrency"]: f["capacity"] for f in found if "capacity" in f}
+                    plan = scenarios(names, quick=args.quick, capacity=measured)
                     cells = _cells(plan, runnable, peer_names)
                     results["scenarios"] = [scenario_record(s) for s in plan]
                     results["cells"] = [{"point": c.point.key, "client": c.client} for c in cells]

@@ -4,8 +4,9 @@ Every (point, client) pair is a cell; a round runs each cell once, in order,
 and rounds repeat, so machine drift hits every cell alike (A B C D A B C D).
 The server runs in its own process; its CPU time per run is recorded, so a
 saturated server cannot pass for a slow client. Static points (throughput,
-large bodies) go to nginx when it is on PATH (`polyfetch.bench.nginx`): the
-built-in server, being Python, would cap them at a few thousand requests a second.
+large bodies) go to nginx when it is on PATH (`polyfetch.bench.nginx`), and the
+latency points' delays too when it has the echo module: the built-in server,
+being Python, would cap them at a few thousand requests a second.
 """
 
 from __future__ import annotations
@@ -72,11 +73,17 @@ class Server:
             if self.https is None:
                 raise ValueError(f"{point.key} needs the server started with TLS")
             return self.https
-        return self.nginx.base if point.static and self.nginx else self.http
+        return self.nginx.base if self._on_nginx(point) and self.nginx else self.http
 
     def serving(self, point: Point) -> subprocess.Popen[str]:
         """The process that answers ``point``: its CPU is the run's server CPU."""
-        return self.nginx.proc if point.static and self.nginx and not point.tls else self.proc
+        return self.nginx.proc if self._on_nginx(point) and self.nginx else self.proc
+
+    def _on_nginx(self, point: Point) -> bool:
+        """Whether nginx answers ``point``: a static file, or a delay when it has the module."""
+        if self.nginx is None or point.tls:
+            return False
+        return point.static or (point.delayed and self.nginx.delays)
 
 
 def start_server(tls_dir: str | None = None, static_dir: str | None = None) -> Server:
@@ -110,6 +117,8 @@ def start_server(tls_dir: str | None = None, static_dir: str | None = None) -> S
                 static += f" ({exc})"
             else:
                 static = f"nginx {web.version} (one worker)"
+                if web.delays:
+                    static += "; latency delays by nginx too, with its echo module"
     try:
         proc, line = start_process(cmd, "polyfetch test server listening on")
     except BaseException:
@@ -175,21 +184,26 @@ def run_cell(cell: Cell, server: Server, prefix: Sequence[str] = ()) -> dict[str
     return record
 
 
-def capacity(server: Server, client: str, *, requests: int) -> dict[str, Any]:
-    """The built-in server's rate on a burst of undelayed GETs of the latency path, with
-    ``client`` at concurrency 64: {client, requests, rps, server_cpu_pct}, or {failed}.
+def capacity(server: Server, client: str, concurrency: int, *, requests: int) -> dict[str, Any]:
+    """What the latency path's server can serve at ``concurrency``: a burst of undelayed GETs
+    of it, each of the first ``concurrency`` on a fresh connection, by ``client``.
 
-    A client slower than the server understates it, which only makes delays longer.
+    The record gives the rate seen (``rps``), the server's CPU as % of the wall time, and
+    ``capacity``: the rate at one full core (requests / server CPU seconds), as a client
+    slower than the server would understate it; with under 0.1 s of server CPU, too few
+    clock ticks to divide by, ``capacity`` is the rate seen. {failed} when the burst fails.
     """
-    point = Point("capacity", 64, requests, 64, "/delay/0?size=100&i={i}")
+    n = max(requests, 2 * concurrency)
+    point = Point("capacity", concurrency, n, concurrency, "/delay/0?size=100&i={i}", delayed=True)
     record = run_cell(Cell(point, client), server)
-    if "failed" in record or record["ok"] != requests:
-        return {"client": client, "failed": record.get("failed") or f"errors {record['errors']}"}
-    return {
-        "client": client,
-        "requests": requests,
+    found: dict[str, Any] = {"concurrency": concurrency, "client": client, "requests": n}
+    if "failed" in record or record["ok"] != n:
+        return found | {"failed": record.get("failed") or f"errors {record['errors']}"}
+    cpu = record["server_cpu_s"]
+    return found | {
         "rps": record["rps"],
-        "server_cpu_pct": record["server_cpu_s"] / record["wall_s"] * 100,
+        "server_cpu_pct": cpu / record["wall_s"] * 100,
+        "capacity": n / cpu if cpu >= 0.1 else record["rps"],
     }
 
 

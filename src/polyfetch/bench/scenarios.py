@@ -9,6 +9,7 @@ URLs on the built-in server, so no run is served from a client-side cache.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 #: The blocking call of the "blocking" scenario (see `polyfetch.bench.work.sdk_call`).
@@ -33,6 +34,7 @@ class Point:
     hosts: int = 0  # spread over this many hosts (127.0.0.2, ...), sorted by host; 0: one
     per_host: int | None = None  # the client's per-host limit (None: concurrency)
     static: bool = False  # a file of `polyfetch.bench.nginx.SIZES`: nginx serves it when it can
+    delayed: bool = False  # ``/delay/{ms}``: nginx serves it when it has the echo module
 
     def urls(self, base: str) -> list[str]:
         """The point's URL list on the server at ``base`` (with ``hosts``, host-sorted)."""
@@ -90,11 +92,15 @@ def latency_delay_ms(concurrency: int, capacity: float | None) -> int:
     return DELAYS_MS[-1]
 
 
-def _latency(quick: bool, capacity: float | None = None) -> Scenario:
-    levels = (10, 100) if quick else (10, 100, 1000, 5000)
+def latency_levels(quick: bool) -> tuple[int, ...]:
+    """The concurrency of each latency point."""
+    return (10, 100) if quick else (10, 100, 1000, 5000)
+
+
+def _latency(quick: bool, capacity: Mapping[int, float] | None = None) -> Scenario:
     points = []
-    for c in levels:
-        delay = latency_delay_ms(c, capacity)
+    for c in latency_levels(quick):
+        delay = latency_delay_ms(c, (capacity or {}).get(c))
         points.append(
             Point(
                 "latency",
@@ -103,11 +109,12 @@ def _latency(quick: bool, capacity: float | None = None) -> Scenario:
                 concurrency=c,
                 path=f"/delay/{delay}?size=100&i={{i}}",
                 latency_ms=delay,
+                delayed=True,
             )
         )
     delays = sorted({p.latency_ms for p in points})
     said = f"{delays[0]} ms" if len(delays) == 1 else f"{delays[0]} to {delays[-1]} ms"
-    why = f" (capacity {capacity:,.0f} req/s: c / delay under half of it)" if capacity else ""
+    why = " (c / delay under half the server's capacity, measured at each c)" if capacity else ""
     return Scenario(
         "latency",
         f"Latency-bound: every response takes {said}{why}, concurrency rising",
@@ -227,9 +234,11 @@ BUILDERS = {
 }
 
 
-def scenarios(names: list[str], *, quick: bool, capacity: float | None = None) -> list[Scenario]:
+def scenarios(
+    names: list[str], *, quick: bool, capacity: Mapping[int, float] | None = None
+) -> list[Scenario]:
     """The named scenarios, in the order given, sized for a quick or a full run; the latency
-    scenario's delays fit the server's measured ``capacity`` (req/s) when given."""
+    scenario's delays fit the server's ``capacity`` (req/s) measured at each concurrency."""
     return [
         _latency(quick, capacity) if name == "latency" else BUILDERS[name](quick) for name in names
     ]
