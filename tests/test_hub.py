@@ -86,3 +86,42 @@ def test_a_task_killed_before_it_starts_never_runs() -> None:
         assert hub.idle == []  # no worker was needed for it
     finally:
         hub.close()
+
+
+def _wave(hub: Hub, n: int) -> set[object]:
+    """``n`` tasks parked at once, then woken in one turn: the workers that ran them."""
+    parked: list[Waiter] = []
+    done: list[object] = []
+
+    def task() -> None:
+        waiter = Waiter(getcurrent())
+        parked.append(waiter)
+        hub.park(waiter)
+        done.append(getcurrent())
+
+    for _ in range(n):
+        hub.spawn(task)
+    _run(hub, parked, n)
+    for waiter in parked:
+        hub.wake(waiter)
+    _run(hub, done, n)
+    return set(done)
+
+
+def test_a_wave_as_wide_as_the_concurrency_keeps_every_worker_for_the_next() -> None:
+    hub = Hub(concurrency=600)
+    try:
+        first = _wave(hub, 600)
+        assert len(first) == 600 and len(hub.idle) == 600
+        assert _wave(hub, 600) == first  # the second wave made no greenlet
+    finally:
+        hub.close()
+    assert all(worker.dead for worker in first)  # type: ignore[attr-defined]
+
+
+def test_without_a_concurrency_the_hub_keeps_256_idle_workers() -> None:
+    hub = Hub()
+    try:
+        assert len(_wave(hub, 300)) == 300 and len(hub.idle) == 256
+    finally:
+        hub.close()

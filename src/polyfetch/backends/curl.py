@@ -673,7 +673,7 @@ class CurlBackend(GreenletBackend):
             )
         client_context(s.verify, s.ca_bundle)  # the same ConfigError for an unreadable CA bundle
         raise_nofile_limit()
-        self.hub = Hub()
+        self.hub = Hub(s.concurrency)
         self.client = Multis(self.hub, s)  # type: ignore[assignment]
         self.groups: set[HubGroup] = set()
 

@@ -141,7 +141,7 @@ class GreenletBackend(Backend):
         s = self.settings
         tls = client_context(s.verify, s.ca_bundle)  # ConfigError before anything is built
         raise_nofile_limit()
-        self.hub = Hub()
+        self.hub = Hub(s.concurrency)
         self.client = Client(self.hub, s, tls)
         self.groups: set[HubGroup] = set()
 

@@ -53,7 +53,7 @@ WRITE = selectors.EVENT_WRITE
 _MAX_SELECT = 86400.0
 #: Compact the timer heap when this many (and over half of its) entries are dead.
 _COMPACT_AT = 1024
-#: Idle worker greenlets kept for the next tasks (more finish at once: the rest end).
+#: Idle worker greenlets kept for the next tasks at least (more finish at once: the rest end).
 _IDLE_WORKERS = 256
 
 
@@ -139,7 +139,7 @@ class Worker(greenlet):
                 hub.crash(exc)
             finally:
                 task.end()
-            if len(hub.idle) >= _IDLE_WORKERS or hub.closed or hub.glet.dead:
+            if len(hub.idle) >= hub.keep_idle or hub.closed or hub.glet.dead:
                 return
             hub.idle.append(self)
             task = hub.glet.switch()  # `_start` switches back with the next task
@@ -148,8 +148,11 @@ class Worker(greenlet):
 class Hub:
     """The scheduler of one OS thread; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, concurrency: int = 0) -> None:
+        """``concurrency``: how many tasks a wave may end at once, so that as many workers
+        wait for the next wave instead of ending (a new greenlet per item at 5,000 in flight)."""
         self.thread_id = threading.get_ident()
+        self.keep_idle = max(_IDLE_WORKERS, concurrency)
         self.selector = selectors.DefaultSelector()
         self.glet = greenlet(self._loop)
         self.tasks: set[Task] = set()
