@@ -4,6 +4,7 @@ finished task (a kill, a wake-up) reaches the task that follows it in the same w
 from __future__ import annotations
 
 import time
+import weakref
 
 from greenlet import getcurrent
 
@@ -35,6 +36,35 @@ def test_one_worker_runs_tasks_one_after_another() -> None:
         hub.close()
     assert hub.idle == []
     assert seen[0].dead  # type: ignore[attr-defined]  # close ends the idle workers
+
+
+class _Owner:
+    """What a task's ``on_exit`` belongs to, e.g. a fetcher's group and all it holds."""
+
+    def __init__(self, log: list[object]) -> None:
+        self.log = log
+
+    def exited(self, task: object) -> None:
+        self.log.append(task)
+
+
+def test_a_parked_worker_keeps_nothing_of_its_tasks_alive() -> None:
+    hub = Hub()
+    ended: list[object] = []
+    try:
+        refs = []
+        for _ in range(2):  # the first on a new worker, the second on the same worker, reused
+            owner = _Owner(ended)
+            refs.append(weakref.ref(owner))
+            hub.spawn(lambda: None, on_exit=owner.exited)
+            _run(hub, ended, 1)
+            del owner
+            ended.clear()
+            assert len(hub.idle) == 1
+            assert refs[-1]() is None  # no cycle to wait for: freed as soon as it ended
+        assert all(ref() is None for ref in refs)
+    finally:
+        hub.close()
 
 
 def test_a_kill_queued_for_a_finished_task_spares_the_next_one() -> None:

@@ -127,9 +127,10 @@ class Worker(greenlet):
         super().__init__(parent=hub.glet)
         self.hub = hub
 
-    def run(self, task: Task) -> None:  # type: ignore[override]
+    def run(self) -> None:  # type: ignore[override]
         hub = self.hub
         while True:
+            task: Task = hub.glet.switch()  # parked, new or idle, until `_start` brings a task
             try:
                 if task.fn is not None:  # a task killed before it started never gets here
                     task.fn(*task.args)
@@ -139,10 +140,10 @@ class Worker(greenlet):
                 hub.crash(exc)
             finally:
                 task.end()
+            del task  # parked, a worker keeps nothing of its last task alive
             if len(hub.idle) >= hub.keep_idle or hub.closed or hub.glet.dead:
                 return
             hub.idle.append(self)
-            task = hub.glet.switch()  # `_start` switches back with the next task
 
 
 class Hub:
@@ -405,7 +406,12 @@ def _start(task: Task) -> None:
         task.end()
         return
     hub = task.hub
-    worker = task.glet = hub.idle.pop() if hub.idle else Worker(hub)
+    if hub.idle:
+        worker = hub.idle.pop()
+    else:  # started without arguments, which its first frame would keep alive for good
+        worker = Worker(hub)
+        worker.switch()  # runs to its first park
+    task.glet = worker
     worker.switch(task)
 
 
