@@ -190,8 +190,9 @@ def capacity(server: Server, client: str, concurrency: int, *, requests: int) ->
 
     The record gives the rate seen (``rps``), the server's CPU as % of the wall time, and
     ``capacity``: the rate at one full core (requests / server CPU seconds), as a client
-    slower than the server would understate it; with under 0.1 s of server CPU, too few
-    clock ticks to divide by, ``capacity`` is the rate seen. {failed} when the burst fails.
+    slower than the server would understate it, and never below the rate seen (which it
+    is with under 0.1 s of server CPU: too few clock ticks to divide by). {failed} when
+    the burst fails.
     """
     n = max(requests, 2 * concurrency)
     point = Point("capacity", concurrency, n, concurrency, "/delay/0?size=100&i={i}", delayed=True)
@@ -203,7 +204,7 @@ def capacity(server: Server, client: str, concurrency: int, *, requests: int) ->
     return found | {
         "rps": record["rps"],
         "server_cpu_pct": cpu / record["wall_s"] * 100,
-        "capacity": n / cpu if cpu >= 0.1 else record["rps"],
+        "capacity": max(record["rps"], n / cpu if cpu >= 0.1 else 0.0),
     }
 
 
