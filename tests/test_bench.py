@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -478,6 +479,24 @@ def test_nginx_serves_every_size_in_its_own_group_and_dies_with_it(tmp_path):
         nginx.stop(web.proc)
     assert _group(web.proc.pid) == []
     assert {"error.log", "nginx.conf", "tmp", "www"} <= set(os.listdir(tmp_path))  # all it wrote
+
+
+@needs_nginx
+def test_an_echo_module_nginx_cannot_load_leaves_it_serving_files_only(tmp_path, monkeypatch):
+    bogus = tmp_path / "ngx_http_echo_module.so"
+    bogus.write_text("not a module")
+    monkeypatch.setattr(nginx, "ECHO_MODULE", str(bogus))
+    web = nginx.start(str(tmp_path / "nginx"))
+    try:
+        assert not web.delays
+        with urllib.request.urlopen(f"{web.base}/bytes/100?i=1", timeout=10) as resp:
+            assert resp.status == 200 and len(resp.read()) == 100
+        with pytest.raises(urllib.error.HTTPError) as caught:  # no delays: the bench keeps them
+            urllib.request.urlopen(f"{web.base}/delay/100?size=100&i=1", timeout=10)
+        caught.value.close()
+        assert caught.value.code == 404
+    finally:
+        nginx.stop(web.proc)
 
 
 def _group(pgid: int) -> list[int]:
