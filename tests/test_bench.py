@@ -469,7 +469,7 @@ def test_nginx_serves_every_size_in_its_own_group_and_dies_with_it(tmp_path):
         if web.delays:  # milliseconds, as the built-in server's /delay/{ms}
             for ms in (5, 250, 1250):
                 started = time.monotonic()
-                with urllib.request.urlopen(f"{web.base}/delay/{ms}?size=100&i=3") as resp:
+                with urllib.request.urlopen(f"{web.base}/delay/{ms}?i=3", timeout=10) as resp:
                     assert resp.status == 200 and len(resp.read()) == 100
                 assert ms / 1000 <= time.monotonic() - started < ms / 1000 + 3
         assert os.getpgid(web.proc.pid) == web.proc.pid

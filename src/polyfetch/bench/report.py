@@ -308,7 +308,8 @@ def _md_table(header: tuple[str, ...] | list[str], body: list[list[str]]) -> lis
 
 
 def _capacity(found: dict[str, Any]) -> str:
-    """One capacity probe for the report: ``c=1000: 21,000 req/s (9,000 seen, 43% CPU)``."""
+    """One capacity probe for the report: ``c=1000: 21,000 req/s (9,000 seen at 43% server
+    CPU)``."""
     if "capacity" not in found:
         return f"c={found['concurrency']}: not measured ({found['failed']})"
     return (
@@ -343,7 +344,7 @@ def markdown(results: dict[str, Any], plots: list[str]) -> str:
         lines[-1] += (
             " The latency server's capacity, measured first at each concurrency "
             f"({found[0]['client']} on undelayed bursts, fresh connections; "
-            "capacity = requests / server CPU s): "
+            "capacity = requests / server CPU s, at least the rate seen): "
             + "; ".join(_capacity(f) for f in found)
             + ". Latency delays keep concurrency / delay under half of it (100 ms if not measured)."
         )
