@@ -64,6 +64,7 @@ def _by_url(data: bytes, **kw: bool) -> dict[str, dict[str, object]]:
 # -- the same records as on one machine, on every backend ----------------------------------
 
 
+@pytest.mark.timeout(200)  # the two crawls' own bounds (60 s and 90 s), and the fixtures
 @pytest.mark.parametrize("cli_backend", BACKENDS)
 def test_cluster_records_equal_single_machine(
     servers: Servers, cluster, crawls, tmp_path, cli_backend
@@ -79,7 +80,11 @@ def test_cluster_records_equal_single_machine(
     one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
     single = crawls.run(*common, "-o", str(one), timeout=60)
     assert single.returncode == 0, single.stderr
-    done = crawls.run(*common, "-o", str(many), "--cluster", cluster, "--shard-size", "7")
+    # six shards, each a fresh process with its own sha256 pool: a hang guard with room for a
+    # loaded 2-core machine (30 s ran out once beside the rest of the suite)
+    done = crawls.run(
+        *common, "-o", str(many), "--cluster", cluster, "--shard-size", "7", timeout=90
+    )
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "shards of 7 URLs" in done.stderr
     assert "; 1 duplicate" in done.stderr and "2 blank/comment" in done.stderr
