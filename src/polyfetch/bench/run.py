@@ -73,17 +73,20 @@ class Server:
             if self.https is None:
                 raise ValueError(f"{point.key} needs the server started with TLS")
             return self.https
-        return self.nginx.base if self._on_nginx(point) and self.nginx else self.http
+        web = self._nginx_for(point)
+        return web.base if web else self.http
 
     def serving(self, point: Point) -> subprocess.Popen[str]:
         """The process that answers ``point``: its CPU is the run's server CPU."""
-        return self.nginx.proc if self._on_nginx(point) and self.nginx else self.proc
+        web = self._nginx_for(point)
+        return web.proc if web else self.proc
 
-    def _on_nginx(self, point: Point) -> bool:
-        """Whether nginx answers ``point``: a static file, or a delay when it has the module."""
-        if self.nginx is None or point.tls:
-            return False
-        return point.static or (point.delayed and self.nginx.delays)
+    def _nginx_for(self, point: Point) -> Nginx | None:
+        """nginx if it answers ``point``: a static file, or a delay when it has the module."""
+        web = self.nginx
+        if web is None or point.tls:
+            return None
+        return web if point.static or (point.delayed and web.delays) else None
 
 
 def start_server(tls_dir: str | None = None, static_dir: str | None = None) -> Server:
