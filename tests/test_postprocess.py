@@ -733,3 +733,31 @@ def test_gevent_big_messages_do_not_deadlock(tmp_path: Path):
     assert out["spool_left"] == []
     assert out["slept_ok"] and out["waited"] >= 0.5
     assert out["ticks"] >= 10  # 10 ms ticks over 0.5 s: the hub ran while we waited
+
+
+@pytest.mark.parametrize("executor", ["process", "thread", "inline"])
+def test_a_composed_processor_runs_per_item_beside_the_pools_own(
+    make: Callable[..., PostProcessor], executor: str
+) -> None:
+    """`compose` runs several processors in one hand-off; `submit(processor=)` picks it for
+    one page, the pool's own processor still serving the others. A failing part costs the
+    other parts nothing."""
+    from polyfetch.postprocess.spec import compose, resolve
+
+    pp = make("polyfetch.testing.processors:echo", executor=executor, workers=1)
+    both = compose(
+        resolve("sha256", in_process=False), resolve(f"{FIXTURE}:boom", in_process=False)
+    )
+    pp.check_other(both)
+    body = b"<p>x</p>"
+    plain, composed, failing = (
+        pp.submit(page(0)).result(WAIT),
+        pp.submit(page(1), both).result(WAIT),
+        pp.submit(page(2, "boom=1"), both).result(WAIT),
+    )
+    assert plain.processed["index"] == 0  # the pool's own processor
+    digest = sha256(page(1))
+    assert composed.process_error is None
+    assert composed.processed == (("value", digest), ("value", None))
+    assert failing.processed[0] == ("value", sha256(page(2, "boom=1", body=body)))
+    assert failing.processed[1][0] == "error" and "bad page 2" in failing.processed[1][1]

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any
 
+from polyfetch.errors import ConfigError
 from polyfetch.postprocess import _worker
 from polyfetch.postprocess.engine import CLOSE_GRACE, Engine, done, outcome
 from polyfetch.postprocess.spec import BUILTINS, Processor, resolve
@@ -111,13 +112,14 @@ class PostProcessor:
             self._state = "started"
         return self
 
-    def submit(self, result: Result) -> Future[Result]:
+    def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
         """Hand over one result; the future completes with it processed, and never raises.
 
         Thread-safe, does no I/O and never waits for processing. The future
         may be cancelled at any time; its outcome is then dropped. Its
         done-callbacks run in the engine thread: keep them cheap, and never
-        wait on another of these futures in one.
+        wait on another of these futures in one. ``processor`` (from `resolve`, checked
+        by `check_other`) runs instead of this PostProcessor's own, for this result only.
         """
         if self._state != "started":
             raise RuntimeError(
@@ -127,9 +129,21 @@ class PostProcessor:
             return done(result)
         engine = self._engine
         if engine is not None:
-            return engine.submit(result)  # raises RuntimeError if closed meanwhile
-        assert self._processor is not None  # inline
-        return done(outcome(result, _worker.call(self._processor.func, result)))
+            return engine.submit(result, processor)  # raises RuntimeError if closed meanwhile
+        func = (processor or self._processor).func  # type: ignore[union-attr]  # inline
+        return done(outcome(result, _worker.call(func, result)))
+
+    def check_other(self, processor: Processor) -> None:
+        """Refuse (`ConfigError`) a processor that this pool's workers could not run beside
+        its own: one with no importable name, or defined in another main script."""
+        own = self._processor
+        assert own is not None, "start() first"
+        if self._engine is None or self._engine.kind != "process":
+            return  # in this process: any callable runs
+        if processor.name is None:
+            raise ConfigError(f"{processor} has no importable name for worker processes")
+        if processor.main is not None and processor.main != own.main:
+            raise ConfigError(f"{processor} is defined in a main script this pool does not run")
 
     def close(self) -> None:
         """Cancel what is queued, stop the workers, remove the spool; idempotent."""

@@ -129,7 +129,7 @@ def run(name: str, item: int, payload: transport.Payload, out_path: str) -> tran
         if func is None:
             from polyfetch.postprocess.spec import load
 
-            if name.startswith("__main__:"):
+            if name.startswith("__main__:") or "+__main__:" in name:
                 _run_main()
             func = _functions[name] = load(name)
         value = func(result)

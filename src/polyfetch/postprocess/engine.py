@@ -114,6 +114,8 @@ class _Item:
     id: int
     result: Result
     proxy: Future[Result]
+    #: The processor this item runs (the engine's own, or one given to `Engine.submit`).
+    processor: Processor
     payload: transport.Payload | None = None
     #: Files the item may have left in the spool: its inputs, outputs of lost dispatches.
     files: list[str] = field(default_factory=list)
@@ -227,9 +229,9 @@ class Engine:
             self.executor = ThreadPoolExecutor(self.workers, thread_name_prefix="polyfetch-pp")
         self.thread.start()
 
-    def submit(self, result: Result) -> Future[Result]:
+    def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
         # No I/O here: the caller may be an event loop. The engine thread packs the page.
-        item = _Item(next(self.ids), result, Future())
+        item = _Item(next(self.ids), result, Future(), processor or self.processor)
         item.proxy.add_done_callback(partial(self._on_proxy_done, item))
         if not self.mailbox.put(("new", item)):
             raise RuntimeError("PostProcessor is closed")
@@ -336,14 +338,14 @@ class Engine:
             item.dispatches += 1
             try:
                 if self.kind == "thread":
-                    inner = executor.submit(_call_in_thread, self.processor.func, item)
+                    inner = executor.submit(_call_in_thread, item.processor.func, item)
                 else:
-                    assert self.spool is not None and self.processor.name is not None
+                    assert self.spool is not None and item.processor.name is not None
                     assert item.payload is not None
                     item.out = self.spool.output_path(item.id, item.dispatches)
                     submit = generation.submit if generation is not None else executor.submit
                     inner = submit(
-                        _worker.run, self.processor.name, item.id, item.payload, item.out
+                        _worker.run, item.processor.name, item.id, item.payload, item.out
                     )
             except Exception as exc:
                 if generation is None:

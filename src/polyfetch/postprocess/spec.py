@@ -27,6 +27,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from polyfetch.errors import ConfigError
@@ -59,12 +60,44 @@ class Processor:
 
 
 def load(name: str) -> Any:
-    """Import ``"module:qualname"`` and return the object (raises on failure)."""
+    """Import ``"module:qualname"`` and return the object (raises on failure); a name of
+    `compose`'s, ``"a:f+b:g"``, gives their composition."""
+    if "+" in name:
+        return partial(together, tuple(load(part) for part in name.split("+")))
     module_name, _, qualname = name.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
         obj = getattr(obj, part)
     return obj
+
+
+def compose(*processors: Processor) -> Processor:
+    """One processor that runs each of ``processors`` on a page, in one hand-off to a worker.
+
+    Its value is the tuple of their replies, ``("value", v)`` or ``("error", message)``
+    each: one failing costs the others nothing. Workers find it by the names joined with
+    ``+`` (`load`); at most one of them may come from a main script.
+    """
+    mains = {p.main for p in processors if p.main is not None}
+    if len(mains) > 1:
+        raise ConfigError("processors from two main scripts cannot run in one worker")
+    names = [p.name for p in processors]
+    name = "+".join(names) if all(names) else None  # type: ignore[arg-type]
+    func = partial(together, tuple(p.func for p in processors))
+    return Processor(func, name, mains.pop() if mains else None)
+
+
+def together(funcs: tuple[Callable[[Any], Any], ...], result: Any) -> tuple[Any, ...]:
+    """Every function's reply for ``result`` (see `compose`)."""
+    replies = []
+    for func in funcs:
+        try:
+            replies.append(("value", func(result)))
+        except Exception as exc:
+            from polyfetch.postprocess._worker import describe
+
+            replies.append(("error", describe(exc)))
+    return tuple(replies)
 
 
 def resolve(process: object, *, in_process: bool) -> Processor:
