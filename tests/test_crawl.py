@@ -26,7 +26,7 @@ from polyfetch.crawl.inputs import MAX_LINE, InputCounts, read_lines
 from polyfetch.crawl.outputs import read_recorded
 from polyfetch.crawl.progress import Histogram
 from polyfetch.crawl.savedir import file_name
-from polyfetch.crawl.seen import FingerprintSet, LineSet
+from polyfetch.frontier.seen import FingerprintSet, LineSet
 from tests.conftest import Servers, closed_port
 from tests.crawl_helpers import ROOT, Crawls, kill_group, line_count, records, wait_until
 

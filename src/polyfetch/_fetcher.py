@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, Unpack
 
 from polyfetch import backends
 from polyfetch._runner import Runner
-from polyfetch._schedule import HostQueues
+from polyfetch._schedule import WAIT, HostQueues
 from polyfetch._slots import AsyncSlots, Slots
 from polyfetch.backends._base import (
     AsyncCapable,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
     from http.cookiejar import CookieJar
 
     from polyfetch._proxy import Proxies
+    from polyfetch.frontier import Frontier
+    from polyfetch.frontier.crawler import Crawler
     from polyfetch.postprocess import PostProcessor
 
 BackendName = Literal["threads", "gevent", "asyncio", "greenlet", "curl"]
@@ -153,6 +155,8 @@ class Fetcher:
         self._backend: Backend | None = None
         self._runner: Runner | None = None
         self._queues: HostQueues | None = None
+        self._frontier: Frontier | None = None
+        self._crawl_post: PostProcessor | None = None  # made by crawl() when process is None
         self._closed = False
 
     def __enter__(self) -> Fetcher:
@@ -187,29 +191,37 @@ class Fetcher:
         Input is consumed lazily; closing the iterator early cancels what is in flight.
         """
         backend, runner = self._started()
+        yield from self._map(backend, runner, iter(urls))
+
+    def _map(self, backend: Backend, runner: Runner, items: Iterator[object]) -> Iterator[Result]:
+        """``map()`` with ``runner``; ``items`` may answer `WAIT` (a crawl's frontier)."""
         group = backend.group(runner)
         queues = _queues(self.settings, runner)
         self._queues = queues
         if queues is None:
-            yield from _windowed(group, iter(urls), self.settings.concurrency)
+            yield from _windowed(group, items, self.settings.concurrency)
             return
-        items = iter(urls)
         index = 0
-        exhausted = False
+        exhausted = waiting = False
         try:
             while True:
                 while (ready := queues.next()) is not None:
                     group.spawn(*ready)
+                waiting = False
                 while not exhausted and queues.wants_input():
                     try:
                         item = next(items)
                     except StopIteration:
                         exhausted = True
                         break
+                    if item is WAIT:
+                        waiting = True
+                        break
                     if queues.add(item, index):
                         group.spawn(item, index)
                     index += 1
                 if not queues.running:
+                    _stalled(waiting)
                     return
                 result = group.next_result()
                 queues.done(result.index)
@@ -218,12 +230,56 @@ class Fetcher:
             if queues.running:
                 group.cancel()
 
+    def crawl(
+        self, seeds: Iterable[object] | Frontier, **options: Unpack[CrawlOptions]
+    ) -> Iterator[Result]:
+        """Fetch the seeds and what their pages link to, yielding one `Result` per page.
+
+        Links found on a page join the same running window (per-host limits, rate,
+        robots.txt and the auto-throttle apply to them as to any item); each record has
+        ``depth`` and ``referrer``. ``seeds``: URLs or `polyfetch.Request`s (a seed that
+        is no URL gets an error record; one given twice is fetched once), or a
+        `polyfetch.frontier.Frontier` of one's own. See `CrawlOptions` for the options.
+        """
+        backend, runner = self._started()
+        crawler, records = self._crawler(seeds, options)
+        try:
+            yield from records
+            crawl_runner = runner.sibling(crawler.start(self._post_for(crawler)))
+            if options.get("sitemaps"):
+                reader = crawler.sitemaps()
+                while urls := reader.next_round():
+                    for result in self._map(backend, crawl_runner.sibling(None), iter(urls)):
+                        reader.take(result)
+                crawler.frontier.mark_sitemaps_read()
+            self._frontier = crawler.frontier
+            results = self._map(backend, crawl_runner, crawler.frontier)
+            try:
+                for result in results:
+                    yield from crawler.finish(result)
+                yield from crawler.frontier.close()
+            finally:
+                results.close()  # type: ignore[attr-defined]
+        finally:
+            self._frontier = None
+            if not isinstance(seeds, _frontier_class()):
+                crawler.frontier.release()
+
+    def _crawler(self, seeds: object, options: CrawlOptions) -> tuple[Crawler, list[Result]]:
+        return _crawler(self.settings, seeds, options)
+
+    def _post_for(self, crawler: Crawler) -> PostProcessor | None:
+        return _post_for(self, crawler)
+
     def drain(self) -> None:
-        """Let the running ``map()`` finish what is in flight and start nothing more: it then
-        ends without records for the items it read ahead but never started (the crawl's
-        first Ctrl+C; ``--resume`` fetches them). Safe to call from a signal handler."""
+        """Let the running ``map()`` or ``crawl()`` finish what is in flight and start nothing
+        more: it then ends without records for the items it read ahead but never started
+        (the crawl's first Ctrl+C; ``--resume`` fetches them). Safe to call from a signal
+        handler."""
         if self._queues is not None:
             self._queues.draining = True
+        if self._frontier is not None:
+            self._frontier.stop()
 
     def blocked_on(self) -> str | None:
         """The host whose waiting items fill the look-ahead of the latest ``map()``, if reading
@@ -246,8 +302,7 @@ class Fetcher:
         runner, self._runner = self._runner, None
         if backend is not None:
             backend.close()
-        if runner is not None and runner.post is not None:
-            runner.post.close()
+        _close_posts(runner, self)
 
     def __repr__(self) -> str:
         return f"<Fetcher backend={self.backend_name!r} concurrency={self.settings.concurrency}>"
@@ -269,6 +324,8 @@ class AsyncFetcher:
         self._backend: AsyncCapable | None = None
         self._runner: Runner | None = None
         self._queues: HostQueues | None = None
+        self._frontier: Frontier | None = None
+        self._crawl_post: PostProcessor | None = None
         self._closed = False
 
     async def __aenter__(self) -> AsyncFetcher:
@@ -306,31 +363,43 @@ class AsyncFetcher:
     async def map(self, urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[Result]:
         """Fetch every item, yielding results as they finish; input may be sync or async."""
         backend, runner = await self._started()
+        async with aclosing(self._map(backend, runner, _aiter(urls))) as results:
+            async for result in results:
+                yield result
+
+    async def _map(
+        self, backend: AsyncCapable, runner: Runner, items: AsyncIterator[object]
+    ) -> AsyncGenerator[Result, None]:
+        """`Fetcher._map` for asyncio."""
         group = backend.agroup(runner)
         queues = _queues(self.settings, runner)
         self._queues = queues
-        items = _aiter(urls)
         if queues is None:
             async with aclosing(_awindowed(group, items, self.settings.concurrency)) as results:
                 async for result in results:
                     yield result
             return
         index = 0
-        exhausted = False
+        exhausted = waiting = False
         try:
             while True:
                 while (ready := queues.next()) is not None:
                     group.spawn(*ready)
+                waiting = False
                 while not exhausted and queues.wants_input():
                     try:
                         item = await anext(items)
                     except StopAsyncIteration:
                         exhausted = True
                         break
+                    if item is WAIT:
+                        waiting = True
+                        break
                     if queues.add(item, index):
                         group.spawn(item, index)
                     index += 1
                 if not queues.running:
+                    _stalled(waiting)
                     return
                 result = await group.next_result()
                 queues.done(result.index)
@@ -338,6 +407,48 @@ class AsyncFetcher:
         finally:
             if queues.running:
                 await group.cancel()
+
+    async def crawl(
+        self, seeds: Iterable[object] | Frontier, **options: Unpack[CrawlOptions]
+    ) -> AsyncIterator[Result]:
+        """`Fetcher.crawl` for asyncio."""
+        backend, runner = await self._started()
+        crawler, records = _crawler(self.settings, seeds, options)
+        try:
+            for record in records:
+                yield record
+            crawl_runner = runner.sibling(crawler.start(self._post_for(crawler)))
+            if options.get("sitemaps"):
+                reader = crawler.sitemaps()
+                while urls := reader.next_round():
+                    plain = crawl_runner.sibling(None)
+                    async with aclosing(self._map(backend, plain, _aiter(urls))) as found:
+                        async for result in found:
+                            reader.take(result)
+                crawler.frontier.mark_sitemaps_read()
+            self._frontier = crawler.frontier
+            async with aclosing(
+                self._map(backend, crawl_runner, _aiter(crawler.frontier))
+            ) as results:
+                async for result in results:
+                    for record in crawler.finish(result):
+                        yield record
+                for record in crawler.frontier.close():
+                    yield record
+        finally:
+            self._frontier = None
+            if not isinstance(seeds, _frontier_class()):
+                crawler.frontier.release()
+
+    def drain(self) -> None:
+        """`Fetcher.drain`."""
+        if self._queues is not None:
+            self._queues.draining = True
+        if self._frontier is not None:
+            self._frontier.stop()
+
+    def _post_for(self, crawler: Crawler) -> PostProcessor | None:
+        return _post_for(self, crawler)
 
     async def fetch(self, url: object) -> Result:
         """Fetch one URL or `Request`."""
@@ -357,8 +468,7 @@ class AsyncFetcher:
         runner, self._runner = self._runner, None
         if backend is not None:
             await backend.aclose()
-        if runner is not None and runner.post is not None:
-            runner.post.close()
+        _close_posts(runner, self)
 
 
 def _jar(settings: Settings, runner: Runner | None) -> CookieJar | None:
@@ -407,19 +517,24 @@ def _queues(settings: Settings, runner: Runner) -> HostQueues | None:
 def _windowed(group: Group, items: Iterator[object], window: int) -> Iterator[Result]:
     """``map()`` without host queues: at most ``window`` items started and not handed back."""
     pending = index = 0
-    exhausted = False
+    exhausted = waiting = False
     try:
         while True:
+            waiting = False
             while not exhausted and pending < window:
                 try:
                     item = next(items)
                 except StopIteration:
                     exhausted = True
                     break
+                if item is WAIT:
+                    waiting = True
+                    break
                 group.spawn(item, index)
                 index += 1
                 pending += 1
             if not pending:
+                _stalled(waiting)
                 return
             result = group.next_result()
             pending -= 1
@@ -434,19 +549,24 @@ async def _awindowed(
 ) -> AsyncGenerator[Result, None]:
     """`_windowed` for `AsyncFetcher`."""
     pending = index = 0
-    exhausted = False
+    exhausted = waiting = False
     try:
         while True:
+            waiting = False
             while not exhausted and pending < window:
                 try:
                     item = await anext(items)
                 except StopAsyncIteration:
                     exhausted = True
                     break
+                if item is WAIT:
+                    waiting = True
+                    break
                 group.spawn(item, index)
                 index += 1
                 pending += 1
             if not pending:
+                _stalled(waiting)
                 return
             result = await group.next_result()
             pending -= 1
@@ -456,14 +576,23 @@ async def _awindowed(
             await group.cancel()
 
 
-def _post_processor(settings: Settings) -> PostProcessor | None:
-    """The started post-processor, or None; a bad processor is refused here, before any fetch."""
-    if settings.process is None:
+def _stalled(waiting: bool) -> None:
+    """``map()`` has nothing in flight: the end, unless its input said `WAIT` (a bug of the
+    input, which would then wait for ever)."""
+    if waiting:
+        raise RuntimeError("map()'s input answered WAIT with nothing in flight")
+
+
+def _post_processor(settings: Settings, process: str | None = None) -> PostProcessor | None:
+    """The started post-processor (of ``process`` instead of the settings' one, if given),
+    or None; a bad processor is refused here, before any fetch."""
+    process = process or settings.process  # type: ignore[assignment]
+    if process is None:
         return None
     from polyfetch.postprocess import PostProcessor
 
     return PostProcessor(
-        settings.process,  # type: ignore[arg-type]
+        process,  # type: ignore[arg-type]
         executor=settings.executor,  # type: ignore[arg-type]
         workers=settings.workers,
         timeout=settings.process_timeout,
@@ -477,3 +606,97 @@ async def _aiter(urls: Iterable[object] | AsyncIterable[object]) -> AsyncIterato
     else:
         for item in urls:
             yield item
+
+
+class CrawlOptions(TypedDict, total=False):
+    """Keyword options of `Fetcher.crawl` and `AsyncFetcher.crawl` (`polyfetch.frontier`).
+
+    follow: how a page's links are found: None (default) its ``<a href>`` and ``<area
+        href>`` links, HTML pages only, read in the processing pool, ``nofollow`` honoured;
+        a callable run here on each `Result` with a response, returning URLs or `Request`s;
+        or a ``"module:function"`` name, the same run in the pool.
+    scope: "host" (default: the seeds' hosts), "domain" (their registrable domains),
+        "prefix" (under a seed's directory) or "any".
+    max_depth: links from a seed at most (0: the seeds alone); None: no limit.
+    max_pages: pages fetched at most; None: no limit.
+    accept, reject: regular expressions a discovered URL must / must not match.
+    sitemaps: first read each seed origin's robots.txt ``Sitemap:`` lines (or
+        ``/sitemap.xml``) and take the pages they list as seeds (within the scope).
+    refused: also yield a record (a `NotFollowed` error, `RobotsDisallowed`, `InvalidURL`)
+        for each discovered URL the crawl refuses; by default they are only counted.
+    memory: URLs kept in memory before the frontier spills to a temporary file.
+    """
+
+    follow: Callable[[Result], Iterable[object]] | str | None
+    scope: str
+    max_depth: int | None
+    max_pages: int | None
+    accept: str | None
+    reject: str | None
+    sitemaps: bool
+    refused: bool
+    memory: int
+
+
+def _crawler(
+    settings: Settings, seeds: object, options: CrawlOptions
+) -> tuple[Crawler, list[Result]]:
+    """The crawl's `Crawler`, and the records of seeds that are no URLs."""
+    from polyfetch.frontier import Frontier
+    from polyfetch.frontier.crawler import Crawler
+
+    known = set(CrawlOptions.__annotations__)
+    unknown = set(options) - known
+    if unknown:
+        from polyfetch.errors import ConfigError
+
+        raise ConfigError(f"unknown crawl option(s): {', '.join(sorted(unknown))}")
+    follow = options.get("follow")
+    if isinstance(seeds, Frontier):
+        return Crawler(seeds, follow, settings), []
+    frontier = Frontier(
+        scope=options.get("scope", "host"),
+        max_depth=options.get("max_depth"),
+        max_pages=options.get("max_pages"),
+        accept=options.get("accept"),
+        reject=options.get("reject"),
+        record_refused=bool(options.get("refused", False)),
+        memory=options.get("memory", 50_000),
+        hold=max(256, 4 * settings.concurrency),
+    )
+    try:
+        crawler = Crawler(frontier, follow, settings)
+        if isinstance(seeds, str):
+            seeds = [seeds]  # one URL, not its characters
+        return crawler, crawler.seed(seeds)  # type: ignore[arg-type]
+    except BaseException:
+        frontier.release()
+        raise
+
+
+def _post_for(fetcher: Fetcher | AsyncFetcher, crawler: Crawler) -> PostProcessor | None:
+    """The pool a crawl hands its pages to: the fetcher's, or one made for reading links."""
+    runner = fetcher._runner
+    if runner is not None and runner.post is not None:
+        return runner.post  # type: ignore[no-any-return]
+    name = crawler.pool()
+    if name is None:
+        return None
+    if fetcher._crawl_post is None:
+        fetcher._crawl_post = _post_processor(fetcher.settings, name)
+    return fetcher._crawl_post
+
+
+def _frontier_class() -> type[Frontier]:
+    from polyfetch.frontier import Frontier
+
+    return Frontier
+
+
+def _close_posts(runner: Runner | None, fetcher: Fetcher | AsyncFetcher) -> None:
+    """Stop the fetcher's processing pools (its own, and the one a crawl made)."""
+    post, fetcher._crawl_post = fetcher._crawl_post, None
+    if post is not None:
+        post.close()
+    if runner is not None and runner.post is not None:
+        runner.post.close()

@@ -23,6 +23,7 @@ Two rules live here and nowhere else:
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import random
 import time
@@ -161,6 +162,13 @@ class Runner:
             from polyfetch._cookies import Cookies
 
             self.cookies = Cookies(None if settings.cookies is True else settings.cookies)  # type: ignore[arg-type]
+
+    def sibling(self, post: PostProcessor | Any | None) -> Runner:
+        """This runner with another post-processor (anything with ``submit``) or none: the
+        same slots, pace, robots.txt verdicts, throttle, cookies and proxies."""
+        twin = copy.copy(self)
+        twin.post = post
+        return twin
 
     def _plan(self, item: object, index: int, started: float) -> Plan:
         """The item's `Plan`, sharing this fetcher's pace, cookies, robots gate and proxies."""

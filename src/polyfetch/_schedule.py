@@ -32,6 +32,19 @@ from polyfetch import _url
 NO_HOST = ""
 
 
+class _Wait:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "WAIT"
+
+
+#: What an input iterator of ``map()`` may give instead of an item: "nothing now, but the
+#: results in flight may bring more" (a crawl's frontier). ``map()`` then reads no more
+#: until it has handed back a result, and asks again.
+WAIT = _Wait()
+
+
 def host_of(item: object) -> str:
     """The key an item's per-host limit counts against; `NO_HOST` when it has no usable URL."""
     try:  # a hostile item (a ``url`` property that raises...) fails in the runner, not here

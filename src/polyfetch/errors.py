@@ -115,6 +115,24 @@ class RobotsDisallowed(FetchError):
     made), or robots.txt could not be fetched, which RFC 9309 makes a disallow for now."""
 
 
+class NotFollowed(FetchError):
+    """A URL found while crawling that the crawl refused: no request was made. Recorded only
+    when asked (``Fetcher.crawl(refused=True)``, ``crawl --follow --record-refused``)."""
+
+
+class OutOfScope(NotFollowed):
+    """The URL is outside the crawl's scope (host, domain, prefix) or its accept/reject
+    patterns."""
+
+
+class TooDeep(NotFollowed):
+    """The URL is more links away from the seeds than ``max_depth``."""
+
+
+class PastMaxPages(NotFollowed):
+    """The crawl had fetched ``max_pages`` pages when it found the URL."""
+
+
 def unexpected(exc: BaseException) -> FetchError:
     """The taxonomy's catch-all, so that no library exception (or bug) escapes as itself."""
     try:
@@ -170,5 +188,9 @@ TAXONOMY: dict[str, type[FetchError]] = {
         SaveError,
         TLSError,
         RobotsDisallowed,
+        NotFollowed,
+        OutOfScope,
+        TooDeep,
+        PastMaxPages,
     )
 }

@@ -43,6 +43,14 @@ class Result:
     process_error: ProcessError | None = None
     #: A `polyfetch.Request`'s ``meta``, unchanged (None for URL strings).
     meta: Any = None
+    #: In a crawl (`polyfetch.Fetcher.crawl`): links from the seeds to this page (0: a seed);
+    #: None outside a crawl.
+    depth: int | None = None
+    #: In a crawl: the page this URL was found on (None for a seed).
+    referrer: str | None = None
+    #: In a crawl: the page's robots directives (``<meta name="robots">`` and
+    #: ``X-Robots-Tag``), e.g. ``"noindex,nofollow"``; None when it has none.
+    robots: str | None = None
     #: The response's header lines as the backend got them (see `header_list`).
     raw_headers: Iterable[tuple[str | bytes, str | bytes]] = field(
         default=(), repr=False, compare=False
@@ -83,7 +91,8 @@ class Result:
         return value.split(";", 1)[0].strip().lower() if value else None
 
     def to_record(self) -> dict[str, Any]:
-        """A JSON-ready dict of everything but the body and headers (``meta`` when there is one)."""
+        """A JSON-ready dict of everything but the body and headers (``meta`` when there is
+        one; ``depth``, ``referrer`` and ``robots`` in a crawl)."""
         return {
             "url": self.url,
             "index": self.index,
@@ -101,6 +110,11 @@ class Result:
             "process_error": self.process_error.kind if self.process_error else None,
             "process_error_message": self.process_error.message if self.process_error else None,
             **({"meta": self.meta} if self.meta is not None else {}),
+            **(
+                {"depth": self.depth, "referrer": self.referrer, "robots": self.robots}
+                if self.depth is not None
+                else {}
+            ),
         }
 
 

@@ -22,6 +22,7 @@ import signal
 import ssl
 import struct
 import sys
+import time
 import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -88,6 +89,8 @@ Any method (also: /status, /redirect-to, /flaky):
                                          then 302 to U if given, else the cookies set as JSON
   /cookies                               the Cookie header received, parsed, as JSON
   /stats, /stats/reset                   per-Host in-flight / peak / request counts
+  /site/{n}-{token}/p0.html              a generated site of n pages (polyfetch.testing.site)
+  /site-log/{n}-{token}                  when each of its paths was first requested
 """
 
 
@@ -290,6 +293,10 @@ _ROBOTS = web.AppKey("polyfetch_robots", dict)
 _BUSY = web.AppKey("polyfetch_busy", dict)
 _BODIES = web.AppKey("polyfetch_bodies", _BodyCache)
 _SMALL = web.AppKey("polyfetch_small", _LRU)
+#: Site key -> {path: monotonic time of its first request} (`polyfetch.testing.site`)
+_SITE_LOG = web.AppKey("polyfetch_site_log", OrderedDict)
+_SITE_LOGS = 64  # sites remembered
+_SITE_LOG_PATHS = 200_000  # paths remembered per site
 
 
 # ---------------------------------------------------------------------------
@@ -671,6 +678,35 @@ def _multi(headers: list[tuple[str, str]]) -> Any:
     return CIMultiDict(headers)
 
 
+async def site(request: web.Request) -> web.Response:
+    """``/site/{n}-{token}/{name}``: a page of the generated site (`polyfetch.testing.site`)."""
+    from polyfetch.testing import site as model
+
+    key, name = request.match_info["key"], request.match_info["name"]
+    logs = request.app[_SITE_LOG]
+    log = logs.get(key)
+    if log is None:
+        log = logs[key] = {}
+        while len(logs) > _SITE_LOGS:
+            logs.popitem(last=False)
+    if request.path not in log and len(log) < _SITE_LOG_PATHS:
+        log[request.path] = time.monotonic()
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    page = model.page(key, name, sockname[1] if sockname else 80)
+    if page.delay_ms:
+        await asyncio.sleep(page.delay_ms / 1000)
+    headers = {"Content-Type": page.content_type}
+    if page.header_robots is not None:
+        headers["X-Robots-Tag"] = page.header_robots
+    body = model.render(page) if page.status == 200 else b"not found"
+    return web.Response(status=page.status, body=body, headers=headers)
+
+
+async def site_log(request: web.Request) -> web.Response:
+    """``/site-log/{key}``: {path: monotonic time of its first request} for one site."""
+    return web.json_response(request.app[_SITE_LOG].get(request.match_info["key"], {}))
+
+
 async def stats(request: web.Request) -> web.Response:
     """``/stats``: {host: {in_flight, peak, requests}, "_total": {...}}."""
     return web.json_response(request.app[_STATS].as_dict())
@@ -691,6 +727,7 @@ def build_app() -> web.Application:
     app[_BUSY] = {}
     app[_BODIES] = _BodyCache()
     app[_SMALL] = _LRU(max_bytes=64 * MIB, max_items=4096)
+    app[_SITE_LOG] = OrderedDict()
     routes: list[tuple[str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = [
         ("/", index),
         ("/bytes/{n}", bytes_),
@@ -714,6 +751,8 @@ def build_app() -> web.Application:
         ("/busy/{ms}", busy),
         ("/stats", stats),
         ("/stats/reset", stats_reset),
+        ("/site/{key}/{name:.*}", site),
+        ("/site-log/{key}", site_log),
     ]
     for path, handler in routes:
         app.router.add_get(path, handler)  # also registers HEAD

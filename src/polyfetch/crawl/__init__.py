@@ -3,7 +3,7 @@
 Theory of operation. `inputs` reads the list lazily, line by line, and hands
 `Fetcher.map` one item per line that holds a URL (blank lines and ``#``
 comments are skipped; duplicates are skipped by a bounded-memory fingerprint
-set, `seen`). Every result becomes one record (`outputs`), written whole and
+set, `polyfetch.frontier.seen`). Every result becomes one record (`outputs`), written whole and
 flushed before the next, so a killed run leaves only complete lines and
 ``--resume`` can pick up from the file. Bodies go to ``--save-dir`` under names
 derived from a hash of the URL (`savedir`). The fetch loop runs in the main

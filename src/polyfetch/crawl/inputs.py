@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
 from polyfetch import _url
-from polyfetch.crawl.seen import FingerprintSet, LineSet
 from polyfetch.errors import FetchError
+from polyfetch.frontier.seen import FingerprintSet, LineSet
 
 #: Longest line handed to the fetcher (the core refuses URLs over 64 Ki characters anyway).
 MAX_LINE = 64 * 1024

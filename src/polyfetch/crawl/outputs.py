@@ -13,11 +13,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from collections.abc import Iterator
 from typing import IO, Any
 
 from polyfetch.crawl.inputs import InputLine
+from polyfetch.frontier.journal import truncate_torn_tail
 from polyfetch.result import Result
 
 #: Fields of `Result.to_record()` left out: ``index`` means nothing outside one run.
@@ -129,7 +129,7 @@ def read_recorded(path: str, fmt: str) -> Iterator[tuple[str, int, int | None]]:
     Raises `OutputError` when a complete line is not one of our records.
     """
     with open(path, "r+b") as f:
-        _truncate_torn_tail(f)
+        truncate_torn_tail(f)
         f.seek(0)
         text = io.TextIOWrapper(f, encoding="utf-8", errors="surrogateescape", newline="")
         if fmt == "csv":
@@ -137,24 +137,6 @@ def read_recorded(path: str, fmt: str) -> Iterator[tuple[str, int, int | None]]:
         else:
             yield from _jsonl_records(path, text)
         text.detach()
-
-
-def _truncate_torn_tail(f: IO[bytes]) -> None:
-    end = f.seek(0, os.SEEK_END)
-    pos = end
-    while pos > 0:
-        step = min(pos, 1 << 16)
-        f.seek(pos - step)
-        chunk = f.read(step)
-        cut = chunk.rfind(b"\n")
-        if cut != -1:
-            keep = pos - step + cut + 1
-            break
-        pos -= step
-    else:
-        keep = 0
-    if keep != end:
-        f.truncate(keep)
 
 
 def _jsonl_records(path: str, text: IO[str]) -> Iterator[tuple[str, int, int | None]]:

@@ -51,10 +51,10 @@ from polyfetch.crawl.outputs import (
 )
 from polyfetch.crawl.progress import NullProgress, RichProgress, Stats, summary
 from polyfetch.crawl.savedir import SaveDir
-from polyfetch.crawl.seen import FingerprintSet, LineSet
 from polyfetch.crawl.signals import EXIT_INTERRUPTED, GraceOver, Interrupter, exit_now
 from polyfetch.distributed.errors import ShardFailed
 from polyfetch.errors import BackendError, ConfigError
+from polyfetch.frontier.seen import FingerprintSet, LineSet
 from polyfetch.request import Request
 from polyfetch.result import Result
 

@@ -106,7 +106,9 @@ def html(result: Result) -> dict[str, Any]:
 
     Links are ``<a href>`` and ``<area href>`` resolved against ``<base href>``
     (itself resolved against ``result.final_url``), http and https only, without
-    fragments, deduplicated in document order.
+    fragments, deduplicated in document order. ``nofollow`` lists those of them whose
+    every link says ``rel="nofollow"``, and ``robots`` the page's ``<meta name="robots">``
+    directives (``"noindex,nofollow"``; None without one), which a crawl honours.
     """
     tree, charset, source = _parse(result)
     node = tree.css_first("title")
@@ -114,27 +116,52 @@ def html(result: Result) -> dict[str, Any]:
     root = tree.root
     lang = root.attributes.get("lang") if root is not None else None
     lang = (lang or "").strip() or (result.headers.get("content-language") or "").strip() or None
+    links, nofollow = page_links(tree, result)
+    return {
+        "title": title,
+        "links": links,
+        "text_length": len(_visible_text(tree)),
+        "charset": charset,
+        "charset_source": source,
+        "lang": lang,
+        "robots": meta_robots(tree),
+        "nofollow": nofollow,
+    }
 
+
+def page_links(tree: Any, result: Result) -> tuple[list[str], list[str]]:
+    """The page's links (see `html`), and those of them that only rel="nofollow" links name."""
     page = result.final_url or result.url
     base = tree.css_first("base[href]")
     if base is not None:
         resolved = _Resolver(page)(base.attributes.get("href") or "")
         page = resolved or page
     resolve = _Resolver(page)
-    links: dict[str, None] = {}
+    links: dict[str, bool] = {}  # url -> followed by some link
     for anchor in tree.css("a[href], area[href]"):
-        url = resolve(anchor.attributes.get("href") or "")
+        attributes = anchor.attributes
+        url = resolve(attributes.get("href") or "")
         if url is not None:
-            links[url] = None
+            rel = attributes.get("rel")
+            followed = not rel or "nofollow" not in rel.lower().split()
+            links[url] = links.get(url, False) or followed
+    return list(links), [url for url, followed in links.items() if not followed]
 
-    return {
-        "title": title,
-        "links": list(links),
-        "text_length": len(_visible_text(tree)),
-        "charset": charset,
-        "charset_source": source,
-        "lang": lang,
-    }
+
+#: The ``<meta name>`` values whose robots directives apply to polyfetch.
+ROBOTS_NAMES = ("robots", "polyfetch")
+
+
+def meta_robots(tree: Any) -> str | None:
+    """The ``<meta name="robots">`` (or ``name="polyfetch"``) directives of a page, lower-cased
+    and joined with commas (``"noindex,nofollow"``); None when the page has none."""
+    found: list[str] = []
+    for node in tree.css("meta[name][content]"):
+        attributes = node.attributes
+        if (attributes.get("name") or "").strip().lower() in ROBOTS_NAMES:
+            content = (attributes.get("content") or "").lower()
+            found.extend(d for d in (part.strip() for part in content.split(",")) if d)
+    return ",".join(dict.fromkeys(found)) if found else None
 
 
 def text(result: Result) -> str:

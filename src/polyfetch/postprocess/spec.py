@@ -61,9 +61,9 @@ class Processor:
 
 def load(name: str) -> Any:
     """Import ``"module:qualname"`` and return the object (raises on failure); a name of
-    `compose`'s, ``"a:f+b:g"``, gives their composition."""
+    `compose`'s, ``"a:f+b:g"`` (or ``"a:f+"`` for one), gives their composition."""
     if "+" in name:
-        return partial(together, tuple(load(part) for part in name.split("+")))
+        return partial(together, tuple(load(part) for part in name.split("+") if part))
     module_name, _, qualname = name.partition(":")
     obj: Any = importlib.import_module(module_name)
     for part in qualname.split("."):
@@ -82,7 +82,8 @@ def compose(*processors: Processor) -> Processor:
     if len(mains) > 1:
         raise ConfigError("processors from two main scripts cannot run in one worker")
     names = [p.name for p in processors]
-    name = "+".join(names) if all(names) else None  # type: ignore[arg-type]
+    # "+" even after a single name: the worker must run `together`, not the function alone
+    name = "+".join(names) + ("+" if len(names) == 1 else "") if all(names) else None  # type: ignore[arg-type]
     func = partial(together, tuple(p.func for p in processors))
     return Processor(func, name, mains.pop() if mains else None)
 
