@@ -534,12 +534,20 @@ class Frontier:
 
 def _key(item: object, target: Any) -> str:
     """The dedup key: the canonical URL, or for a `Request` that is more than a GET, the
-    method and a digest of what it sends (`polyfetch.crawl.jsonl.request_key`)."""
-    if isinstance(item, Request):
-        from polyfetch.crawl.jsonl import request_key
+    method, the URL with its ``params`` and a digest of its headers and body."""
+    url = canonical(target)
+    if not isinstance(item, Request):
+        return url
+    method = (item.method or "GET").upper()
+    if method == "GET" and all(
+        getattr(item, name) is None for name in ("headers", "params", "data", "json")
+    ):
+        return url
+    import hashlib
 
-        return request_key(item)
-    return canonical(target)
+    parts = (method, item.headers, item.params, item.data, item.json)
+    digest = hashlib.blake2b(repr(parts).encode("utf-8", "surrogatepass"), digest_size=16)
+    return f"{method} {url}\n{digest.hexdigest()}"  # a URL holds no line break: no clash
 
 
 def _robots(extracted: Extracted | None, header: str | None) -> str | None:

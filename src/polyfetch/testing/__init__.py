@@ -51,6 +51,12 @@ from polyfetch.testing.checks.basics import (
     check_results_stream_in_completion_order,
     check_status_codes_are_results_not_errors,
 )
+from polyfetch.testing.checks.crawling import (
+    check_crawl_fetches_exactly_the_pages_a_crawler_may,
+    check_crawl_follow_function_requests_and_processing,
+    check_crawl_limits_depth_pages_and_scope,
+    check_crawl_records_refusals_when_asked,
+)
 from polyfetch.testing.checks.errors import (
     BROKEN_RESPONSES,
     OTHER_SCHEMES,
@@ -210,6 +216,10 @@ __all__ = [
     "check_a_stale_keep_alive_connection_is_not_an_attempt",
     "check_body_delimited_by_connection_close",
     "check_brotli_is_decoded",
+    "check_crawl_fetches_exactly_the_pages_a_crawler_may",
+    "check_crawl_follow_function_requests_and_processing",
+    "check_crawl_limits_depth_pages_and_scope",
+    "check_crawl_records_refusals_when_asked",
     "check_bytes_after_a_response_are_not_the_next_one",
     "check_interim_responses_are_skipped",
     "check_ipv4_hosts_in_any_form_reach_the_same_address",

@@ -1,8 +1,8 @@
 """Harnesses: one synchronous face over `Fetcher` and over `AsyncFetcher`, for the checks.
 
 A check receives a `Harness` and opens sessions on it (``with harness.open(**options)
-as session``). A `Session` has the `Fetcher` API the checks need - ``map()``
-(a closable iterator), ``fetch()`` - plus ``sleep()``, which on the async
+as session``). A `Session` has the `Fetcher` API the checks need - ``map()`` and
+``crawl()`` (closable iterators), ``fetch()`` - plus ``sleep()``, which on the async
 harness lets the event loop run while the check waits, as an ``await
 asyncio.sleep()`` would between two steps of an ``async for``.
 
@@ -51,6 +51,7 @@ class Session(Protocol):
     """An open fetcher, seen synchronously."""
 
     def map(self, urls: Iterable[object]) -> ResultIterator: ...
+    def crawl(self, seeds: Iterable[object], **options: Any) -> ResultIterator: ...
     def fetch(self, url: object) -> Result: ...
     def sleep(self, seconds: float) -> None: ...
 
@@ -93,6 +94,9 @@ class _FetcherSession:
     def map(self, urls: Iterable[object]) -> ResultIterator:
         return self.fetcher.map(urls)  # type: ignore[return-value]
 
+    def crawl(self, seeds: Iterable[object], **options: Any) -> ResultIterator:
+        return self.fetcher.crawl(seeds, **options)  # type: ignore[return-value]
+
     def fetch(self, url: object) -> Result:
         return self.fetcher.fetch(url)
 
@@ -130,6 +134,11 @@ class _AsyncSession:
 
     def map(self, urls: Iterable[object]) -> ResultIterator:
         iterator = self._steps(self.fetcher.map(urls))
+        self.iterators.append(iterator)
+        return iterator
+
+    def crawl(self, seeds: Iterable[object], **options: Any) -> ResultIterator:
+        iterator = self._steps(self.fetcher.crawl(seeds, **options))
         self.iterators.append(iterator)
         return iterator
 

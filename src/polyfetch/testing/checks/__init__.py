@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from polyfetch.testing.checks import (  # noqa: F401  (importing registers the checks)
     basics,
+    crawling,
     errors,
     input,
     limits,
