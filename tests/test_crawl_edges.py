@@ -304,8 +304,8 @@ def test_ctrl_c_with_unlimited_grace_lets_in_flight_requests_finish(
             "polyfetch crawl: error: unrecognized arguments: --bogus (see polyfetch crawl --help)",
         ),
         (
-            ["crawl", "a.txt", "b.txt"],
-            "polyfetch crawl: error: unrecognized arguments: b.txt (see polyfetch crawl --help)",
+            ["crawl", "a.txt", "b.txt"],  # several inputs are seeds, for --follow only
+            "polyfetch crawl: error: give one URLS_FILE (or -); several seeds are for --follow",
         ),
         (
             ["crawl", "--bogus=a\nb"],  # an echoed argument with a line break stays one line

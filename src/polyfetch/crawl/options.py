@@ -302,10 +302,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add every ``crawl`` option to ``parser``."""
     p = parser
     p.add_argument(
-        "input",
-        nargs="?",
+        "inputs",
+        nargs="*",
         metavar="URLS_FILE",
-        help="one URL (or JSON request object) per line; - for stdin",
+        help="one URL (or JSON request object) per line; - for stdin. With --follow, any "
+        "number of seeds: URLs, files of them, or -",
     )
     out = p.add_argument_group("output")
     out.add_argument("-o", "--output", metavar="FILE", help="write records here (default: stdout)")
@@ -373,10 +374,61 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "memory; up to 1.5 times as much while the table grows)",
     )
 
+    _follow_arguments(p)
     _fetch_arguments(p)
     curlopts.add_arguments(p, crawl=True)
     _cluster_arguments(p)
-    p.set_defaults(urls=None, body_to=None, include=False)
+    p.set_defaults(urls=None, body_to=None, include=False, follow=False)
+
+
+def _follow_arguments(p: argparse.ArgumentParser) -> None:
+    """--follow and its scope and limits, in wget's and Scrapy's words."""
+    from polyfetch.frontier.scope import SCOPES
+
+    fol = p.add_argument_group("following links (--follow)")
+    fol.add_argument(
+        "--follow",
+        action="store_true",
+        help="crawl: fetch the seeds, then the pages their HTML links to, and so on "
+        "(records get depth and referrer)",
+    )
+    fol.add_argument(
+        "--depth",
+        type=whole(0),
+        metavar="N",
+        help="links from a seed at most (0: the seeds alone; default: no limit)",
+    )
+    fol.add_argument(
+        "--scope",
+        choices=SCOPES,
+        default="host",
+        help="which links to follow: the seeds' hosts, their registrable domains, URLs "
+        "under a seed's directory (prefix, wget's --no-parent) or any (default: %(default)s)",
+    )
+    fol.add_argument("--accept-regex", metavar="RE", help="follow only URLs that match RE")
+    fol.add_argument("--reject-regex", metavar="RE", help="never follow URLs that match RE")
+    fol.add_argument(
+        "--max-pages", type=whole(1), metavar="N", help="fetch at most N pages (default: no limit)"
+    )
+    fol.add_argument(
+        "--sitemaps",
+        action="store_true",
+        help="first read the seeds' sitemaps (robots.txt Sitemap: lines, else /sitemap.xml; "
+        "indexes and gzip too) and take the pages they list as seeds, within --scope",
+    )
+    fol.add_argument(
+        "--record-refused",
+        action="store_true",
+        help="write a record (error OutOfScope, TooDeep, PastMaxPages, RobotsDisallowed or "
+        "InvalidURL) for each link not followed, not only count it",
+    )
+    fol.add_argument(
+        "--frontier-memory",
+        type=whole(1, 10_000_000),
+        default=50_000,
+        metavar="N",
+        help="URLs kept in memory before the frontier spills to its file (default: %(default)s)",
+    )
 
 
 def _fetch_arguments(p: argparse.ArgumentParser) -> None:

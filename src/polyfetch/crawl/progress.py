@@ -14,9 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from polyfetch.crawl.inputs import InputCounts
+
+if TYPE_CHECKING:
+    from polyfetch.frontier import FrontierStats
 
 _LOW = 1e-5  # seconds: the first histogram bucket
 _STEP = math.log(1.01)  # buckets 1% wide
@@ -97,7 +100,17 @@ class NullProgress:
 class RichProgress:
     """A rich progress line on stderr: done/total, rate, errors, elapsed and ETA."""
 
-    def __init__(self, stderr: TextIO, total: int | None, status: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        stderr: TextIO,
+        total: int | None,
+        status: Callable[[], str],
+        *,
+        unit: str = "lines",
+        known: Callable[[], int] | None = None,
+    ) -> None:
+        """``known``: the total as known so far (a crawl that follows links finds more)."""
+        self._known = known
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -127,7 +140,7 @@ class RichProgress:
 
         class Rate(ProgressColumn):
             def render(self, task: Any) -> Text:
-                return Text(f"{task.speed or 0:,.0f} lines/s", style="cyan")
+                return Text(f"{task.speed or 0:,.0f} {unit}/s", style="cyan")
 
         self._progress = Progress(
             SpinnerColumn(),
@@ -156,15 +169,27 @@ class RichProgress:
             return
         self._next = now + 0.1
         done = stats.records + counts.skipped_blank + counts.skipped_seen
-        self._progress.update(self._task, completed=done, errors=stats.failed)
+        total = None if self._known is None else done + self._known()
+        self._progress.update(self._task, completed=done, errors=stats.failed, total=total)
 
     def stop(self) -> None:
         """Draw the last state and stop."""
         self._progress.stop()
 
 
+def frontier_status(stats: FrontierStats) -> str:
+    """The progress line's words on a crawl that follows links."""
+    return f"depth {stats.deepest} · {stats.waiting:,} waiting · {stats.refused_total:,} refused"
+
+
 def summary(
-    stats: Stats, counts: InputCounts, wall: float, *, unfinished: int, interrupted: bool
+    stats: Stats,
+    counts: InputCounts,
+    wall: float,
+    *,
+    unfinished: int,
+    interrupted: bool,
+    frontier: FrontierStats | None = None,
 ) -> str:
     """The closing summary, several plain-text lines."""
     rate = stats.records / wall if wall > 0 else 0.0
@@ -184,6 +209,17 @@ def summary(
         f"blank/comment, {counts.skipped_seen:,} already recorded; {stats.duplicates:,} "
         "duplicate (recorded with duplicate_of, not fetched again)"
     )
+    if frontier is not None:
+        refused = " · ".join(f"{k} {v:,}" for k, v in frontier.refused.items() if v) or "none"
+        lines.append(
+            f"  pages:   {frontier.pages:,} fetched, deepest level {frontier.deepest}, "
+            f"{frontier.waiting:,} waiting"
+        )
+        lines.append(f"  refused: {refused} (links not followed)")
+        if frontier.sitemaps:
+            lines.append(
+                f"  sitemaps: {frontier.sitemaps:,} read, {frontier.sitemap_urls:,} URLs listed"
+            )
     if stats.saved or stats.save_errors:
         lines.append(
             f"  saved:   {plural(stats.saved, 'body', 'bodies')}, "

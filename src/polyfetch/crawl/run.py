@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from polyfetch import Fetcher
-from polyfetch.crawl import curlopts
+from polyfetch.crawl import curlopts, follow
 from polyfetch.crawl.bodies import Bodies, binary
 from polyfetch.crawl.inputs import (
     InputCounts,
@@ -49,7 +49,13 @@ from polyfetch.crawl.outputs import (
     make_record,
     read_recorded,
 )
-from polyfetch.crawl.progress import NullProgress, RichProgress, Stats, summary
+from polyfetch.crawl.progress import (
+    NullProgress,
+    RichProgress,
+    Stats,
+    frontier_status,
+    summary,
+)
 from polyfetch.crawl.savedir import SaveDir
 from polyfetch.crawl.signals import EXIT_INTERRUPTED, GraceOver, Interrupter, exit_now
 from polyfetch.distributed.errors import ShardFailed
@@ -62,6 +68,7 @@ if TYPE_CHECKING:
     from http.cookiejar import MozillaCookieJar
 
     from polyfetch.distributed import ClusterFetcher
+    from polyfetch.frontier import Frontier
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 PROG = "polyfetch crawl"
@@ -130,6 +137,8 @@ class Crawl:
         self, args: argparse.Namespace, stdin: IO[Any], stdout: IO[Any], stderr: TextIO
     ) -> None:
         self.args = args
+        inputs = getattr(args, "inputs", None) or []
+        args.input = inputs[0] if len(inputs) == 1 else None
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.interrupter = Interrupter(args.grace, self._exit_now, self._first_interrupt)
         self.counts = InputCounts()
@@ -163,6 +172,10 @@ class Crawl:
         self._body_type: str | None = None
         #: the cookie jar of -b / --cookie-jar-out (None: cookies off)
         self._jar: MozillaCookieJar | None = None
+        # -- --follow (`follow`) --
+        self._frontier: Frontier | None = None
+        self._journal: str | None = None
+        self._sitemaps_read = False
 
     # -- setting up ---------------------------------------------------------------------
 
@@ -171,6 +184,13 @@ class Crawl:
         a = self.args
         if a.resume and self._to_stdout:
             raise UsageError("--resume needs -o FILE (the output of the run to continue)")
+        if len(getattr(a, "inputs", None) or []) > 1 and not a.follow:
+            raise UsageError("give one URLS_FILE (or -); several seeds are for --follow")
+        if a.follow:
+            try:
+                follow.check_options(a)
+            except follow.FollowError as exc:
+                raise UsageError(str(exc)) from None
         if a.cacert is not None and not os.access(a.cacert, os.R_OK):
             raise UsageError(f"cannot read --cacert {a.cacert}")
         self._input = self._open_input()
@@ -185,12 +205,15 @@ class Crawl:
                 self._savedir = SaveDir(a.save_dir)
             except OSError as exc:
                 raise UsageError(f"cannot use --save-dir {a.save_dir}: {exc.strerror}") from None
-        if a.dedup != "off":
-            self._seen = FingerprintSet(a.dedup_memory * 2**20)
-            self._closing.append(self._seen)
-        if a.resume:
-            self._done_lines = LineSet()
-        appending = self._load_resume() if a.resume else False
+        if a.follow:
+            appending = self._prepare_follow()
+        else:
+            if a.dedup != "off":
+                self._seen = FingerprintSet(a.dedup_memory * 2**20)
+                self._closing.append(self._seen)
+            if a.resume:
+                self._done_lines = LineSet()
+            appending = self._load_resume() if a.resume else False
         if a.body_to is not None:
             self._bodies = self._open_bodies()
         self.progress = self._make_progress()
@@ -199,11 +222,36 @@ class Crawl:
         self._out = self._open_output()
         out = LineWriter(self._out)
         names = fields(save=a.save_dir is not None)
-        if self._jsonl:
+        if self._jsonl or a.follow:
             names.append("meta")
+        if a.follow:
+            names.extend(follow.FIELDS)
         self._writer = (
             CsvWriter(out, names, header=not appending) if a.format == "csv" else JsonlWriter(out)
         )
+
+    def _prepare_follow(self) -> bool:
+        """--follow: the frontier, its journal beside -o FILE, and with --resume what the
+        output and the journal already hold. True if the output is appended to."""
+        a = self.args
+        self._journal = follow.journal_path(a)
+        try:
+            resumed = False
+            if self._journal is not None:
+                if os.path.exists(a.output):
+                    self._check_not_input(a.output)
+                resumed = follow.open_journal(self._journal, a.resume)
+            self._frontier = follow.make_frontier(a, self._journal)
+            self._closing.append(_Releaser(self._frontier))
+            if resumed:
+                self._done_lines, self._sitemaps_read = follow.restore(
+                    self._frontier, a.output, a.format
+                )
+        except (follow.FollowError, ConfigError) as exc:
+            raise UsageError(str(exc)) from None
+        except OSError as exc:
+            raise UsageError(f"cannot use {self._journal}: {exc.strerror or exc}") from None
+        return bool(a.resume) and os.path.exists(a.output) and os.path.getsize(a.output) > 0
 
     def _prepare_requests(self) -> None:
         """-X, -d, --json, -b, --cookie-jar-out and the input's format: checked and read
@@ -294,8 +342,8 @@ class Crawl:
         return Bodies(stream, self.stderr, headers=self.args.include, prog=self._prog)
 
     def _open_input(self) -> IO[Any] | None:
-        if self.args.urls is not None:
-            return None  # the URLs are the arguments
+        if self.args.urls is not None or self.args.follow:
+            return None  # the URLs are the arguments (--follow reads its seeds as it goes)
         path = self.args.input
         if path is None:
             if _isatty(self.stdin):
@@ -415,8 +463,11 @@ class Crawl:
         options["robots"] = a.robots
         options["auto_throttle"] = a.auto_throttle
         options.update(self._request_options())
-        # Bodies are needed only to store them or to process them; size is counted anyway.
-        options["keep_body"] = a.save_dir is not None or a.process is not None or bool(a.body_to)
+        # Bodies are needed only to store them, process them or read their links; size is
+        # counted anyway.
+        options["keep_body"] = (
+            a.save_dir is not None or a.process is not None or bool(a.body_to) or a.follow
+        )
         return options
 
     def _process_timeout(self) -> float | None:
@@ -433,6 +484,12 @@ class Crawl:
         logs_here = a.verbose and a.log is None  # log lines would garble the display
         if a.quiet or a.no_progress or not _isatty(self.stderr) or to_terminal or logs_here:
             return NullProgress()
+        if a.follow:
+            assert self._frontier is not None
+            stats = self._frontier.stats
+            return RichProgress(
+                self.stderr, None, self._status, unit="pages", known=lambda: stats.waiting
+            )
         total = count_lines(a.input) if a.input not in (None, "-") else None
         return RichProgress(self.stderr, total, self._status)
 
@@ -447,7 +504,11 @@ class Crawl:
         try:
             try:
                 with self._fetcher as fetcher:
-                    results = fetcher.map(self._items())
+                    results = (
+                        self._follow_results(fetcher)  # type: ignore[arg-type]
+                        if self.args.follow
+                        else fetcher.map(self._items())
+                    )
                     try:
                         self._consume(results)
                     except GraceOver:
@@ -473,16 +534,20 @@ class Crawl:
             failure = cookie_failure
         wall = time.monotonic() - started
         interrupted = self.interrupter.interrupts > 0
+        frontier = self._frontier
         if not self.args.quiet:
             self.stderr.write(
                 summary(
                     self.stats,
                     self.counts,
                     wall,
-                    unfinished=len(self.pending),
+                    unfinished=len(self.pending) if frontier is None else frontier.in_flight,
                     interrupted=interrupted,
+                    frontier=frontier.stats if frontier is not None else None,
                 )
             )
+        if frontier is not None and failure is None and not interrupted:
+            self._journal_done()
         if failure is not None:
             self.stderr.write(f"{self._prog}: error: {failure}\n")
             return EXIT_FAILED
@@ -515,6 +580,31 @@ class Crawl:
             else:  # -d / --json for every URL of the list
                 yield Request(line.url, data=body)
 
+    def _follow_results(self, fetcher: Fetcher) -> Iterator[Result]:
+        """--follow: the seed lines' own records (lines that are no URL, duplicates), then
+        the crawl's."""
+        frontier = self._frontier
+        assert frontier is not None
+        done = self._done_lines
+        for line in follow.Seeds(self.args, self.stdin, self.counts).lines():
+            if self.interrupter.stop_input:
+                return
+            if done is not None and line.number in done:
+                self.counts.skipped_seen += 1
+                continue
+            record = follow.seed(frontier, line)
+            if record is not None:
+                yield record
+        sitemaps = self.args.sitemaps and not self._sitemaps_read
+        yield from fetcher.crawl(frontier, sitemaps=sitemaps)
+
+    def _journal_done(self) -> None:
+        """The crawl ended whole: its journal is of no more use."""
+        if self._journal is not None and self._frontier is not None:
+            self._frontier.release()
+            with contextlib.suppress(OSError):
+                os.unlink(self._journal)
+
     def _request_key(self) -> Any:
         """The dedup key of a JSON Lines line (`jsonl.request_key`)."""
         from polyfetch.crawl.jsonl import request_key
@@ -539,6 +629,7 @@ class Crawl:
     def _consume(self, results: Iterator[Result]) -> None:
         # The flags are set by hand, not with context managers: this runs once per record.
         intr, writer, pending, bodies = self.interrupter, self._writer, self.pending, self._bodies
+        following = self.args.follow
         while not intr.grace_over:
             intr.waiting = True  # GraceOver may be raised from here ...
             try:
@@ -548,11 +639,14 @@ class Crawl:
                 intr.waiting = False  # ... to here, and nowhere else
             if result is None:
                 return
-            line = pending.pop(result.index)
             intr.writing = True
             try:
-                saved = self._save(result, line) if self._savedir is not None else None
-                record = make_record(result, line, saved)
+                if following:
+                    record = self._follow_record(result, follow.line_of(result))
+                else:
+                    line = pending.pop(result.index)
+                    saved = self._save(result, line) if self._savedir is not None else None
+                    record = make_record(result, line, saved)
                 try:
                     if bodies is not None:
                         bodies.add(result)
@@ -565,6 +659,21 @@ class Crawl:
                 intr.written()
             self.stats.add(record)
             self.progress.update(self.stats, self.counts)
+
+    def _follow_record(self, result: Result, line: InputLine | None) -> dict[str, Any]:
+        """The record of a --follow result: a seed line's (``line``) or a found page's."""
+        url = result.url
+        number = line.number if line is not None else 0
+        saved = self._save(result, InputLine(number, url)) if self._savedir is not None else None
+        record = make_record(result, line or InputLine(number, url), saved)
+        if line is None:
+            record["line"] = None
+        meta = follow.user_meta(result)
+        record.pop("meta", None)
+        record["meta"] = meta
+        for name in follow.FIELDS:
+            record[name] = getattr(result, name)
+        return record
 
     def _save(self, result: Result, line: InputLine) -> tuple[str | None, str | None]:
         assert self._savedir is not None
@@ -590,6 +699,8 @@ class Crawl:
             return "interrupted" if self.interrupter.interrupts else "done"
         if self.interrupter.interrupts:
             return "stopping: finishing in-flight requests (Ctrl+C again: quit now)"
+        if self._frontier is not None:
+            return frontier_status(self._frontier.stats)
         blocked = getattr(self._fetcher, "blocked_on", None)
         host = blocked() if blocked is not None else None
         if host:
@@ -625,6 +736,16 @@ class Crawl:
             with contextlib.suppress(Exception):
                 thing.close()
         self._closing.clear()
+
+
+class _Releaser:
+    """Closes (`Crawl.close`) what a frontier holds: its seen-set and its files."""
+
+    def __init__(self, frontier: Frontier) -> None:
+        self.frontier = frontier
+
+    def close(self) -> None:
+        self.frontier.release()
 
 
 def _same_regular_file(stream: object, path: str) -> bool:

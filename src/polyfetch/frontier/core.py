@@ -168,6 +168,7 @@ class Frontier:
         self._stopped = False
         #: the seeds' origins (``scheme://host:port``), in order, for sitemaps
         self.origins: dict[str, None] = {}
+        self._kept: list[FingerprintSet] = []  # closed by release()
 
     # -- filling ------------------------------------------------------------------------
 
@@ -350,7 +351,9 @@ class Frontier:
             self._budget -= 1  # nothing was fetched
             self._done(entry.depth)
             if self.record_refused:
-                self._refusals.append(self._record(entry, result, None))
+                self._refusals.append(
+                    dataclasses.replace(result, depth=entry.depth, referrer=entry.referrer)
+                )
             self.stats.refused["robots"] += 1
             return self._release([])
         if result.final_url is not None and result.final_url != result.url:
@@ -398,7 +401,8 @@ class Frontier:
             self._low = min(self._count) if self._count else None
 
     def _release(self, ready: list[Result]) -> list[Result]:
-        """Expand the held pages whose turn has come (no shallower page left)."""
+        """Expand the held pages whose turn has come (no shallower page left); the journal
+        is then flushed: it knows every link of the records handed back."""
         held = self._held
         while held and self._low is not None and self._low in held:
             depth = self._low
@@ -413,6 +417,8 @@ class Frontier:
             self._done(depth)
         if self._refusals:
             ready.extend(self._take_refusals())
+        if ready:
+            self._journal.flush()
         return ready
 
     def _close(self) -> None:
@@ -465,23 +471,22 @@ class Frontier:
         self._journal.flush()
 
     def release(self) -> None:
-        """Free the seen-set and the spill file."""
+        """Free the seen-set, the spill file and what `restore` was given to keep."""
         self._seen.close()
         self._journal.close()
+        for thing in self._kept:
+            thing.close()
+        self._kept.clear()
 
     # -- resume ------------------------------------------------------------------------------
 
-    def restore(
-        self,
-        done_urls: Callable[[str], bool],
-        done_lines: LineSet | None,
-        pages: int,
-    ) -> bool:
+    def restore(self, done_urls: FingerprintSet, done_lines: LineSet | None, pages: int) -> bool:
         """Read the journal back after an interrupted crawl: every URL it names is seen, and
         the entries that the output does not record (``done_urls`` for discovered ones by
         their URL, ``done_lines`` for seeds by their input line) are queued again, in order.
-        ``pages``: the pages the output records. Returns whether the sitemaps were read
-        whole."""
+        ``pages``: the pages the output records. ``done_urls`` is the frontier's to close.
+        Returns whether the sitemaps were read whole."""
+        self._kept.append(done_urls)
         journal = self._journal
         assert journal.path is not None and journal.keep
         marks: set[str] = set()
@@ -490,7 +495,7 @@ class Frontier:
         def done(entry: Entry) -> bool:
             if entry.line is not None:
                 return done_lines is not None and entry.line in done_lines
-            return done_urls(entry.url)
+            return entry.url in done_urls
 
         for raw in lines(journal.path):
             kind = raw[:1]

@@ -87,7 +87,7 @@ class Journal:
         #: bytes in the file, what `write_entry` and the others added included
         self.size = 0
         if path is not None:
-            self._file = open(path, "ab")  # noqa: SIM115 - closed in close()
+            self._file = open(path, "a+b")  # noqa: SIM115 - closed in close()
             self.size = self._file.seek(0, os.SEEK_END)
 
     def _writer(self) -> IO[bytes]:
