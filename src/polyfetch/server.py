@@ -692,7 +692,7 @@ async def site(request: web.Request) -> web.Response:
     if request.path not in log and len(log) < _SITE_LOG_PATHS:
         log[request.path] = time.monotonic()
     sockname = request.transport.get_extra_info("sockname") if request.transport else None
-    page = model.page(key, name, sockname[1] if sockname else 80)
+    page = model.page(key, name, sockname[1] if sockname else 80, f"http://{request.host}")
     if page.delay_ms:
         await asyncio.sleep(page.delay_ms / 1000)
     headers = {"Content-Type": page.content_type}

@@ -33,7 +33,9 @@ from urllib.parse import urljoin, urlsplit
 #: Pages at most in one generated site.
 MAX_PAGES = 10_000_000
 _KEY = re.compile(r"(\d+)-([A-Za-z0-9_]+)")
-_NAME = re.compile(r"(x/)?(p|trap|doc)(\d+)\.html")
+_NAME = re.compile(r"(x/)?(p|trap|doc|orphan)(\d+)\.html")
+#: Pages only the site's sitemap lists (``orphan{i}.html``).
+ORPHANS = 3
 
 
 @dataclass
@@ -49,6 +51,8 @@ class Page:
     base: str | None = None
     delay_ms: int = 0
     title: str = ""
+    #: the body as it is (a sitemap), instead of one rendered from the links
+    body: bytes | None = None
 
     @property
     def html(self) -> bool:
@@ -69,9 +73,12 @@ def href(k: int) -> str:
     return f"x/p{k}.html" if k % 17 == 9 else f"p{k}.html"
 
 
-def page(key: str, name: str, port: int) -> Page:
-    """The page at ``/site/{key}/{name}`` of a server listening on ``port``."""
+def page(key: str, name: str, port: int, origin: str | None = None) -> Page:
+    """The page at ``/site/{key}/{name}`` of a server listening on ``port``, asked for as
+    ``origin`` (``http://HOST:PORT``: what a sitemap's URLs start with)."""
     n = size(key)
+    if n is not None and name in ("sitemap.xml", "sitemap-1.xml.gz"):
+        return _sitemap(key, name, origin or f"http://127.0.0.1:{port}")
     m = _NAME.fullmatch(name)
     if n is None or m is None:
         return Page(status=404, content_type="text/plain")
@@ -82,7 +89,33 @@ def page(key: str, name: str, port: int) -> Page:
         return Page(links=[("p0.html", False)], title=f"trap {number}")
     if kind == "doc" and number < n and not sub:
         return Page(content_type="text/plain", links=[(f"trap{number}.html", False)])
+    if kind == "orphan" and number < ORPHANS and not sub:
+        return Page(links=[("p0.html", False)], title=f"orphan {number}")
     return Page(status=404, content_type="text/plain")
+
+
+def sitemap_urls(base: str, key: str) -> list[str]:
+    """What the site's sitemaps list (``base``: ``http://HOST:PORT``): the orphans, a page
+    links reach too, and a URL on another host (outside a host scope)."""
+    pages = [f"{base}/site/{key}/orphan{i}.html" for i in range(ORPHANS)]
+    port = urlsplit(base).port
+    return [*pages, f"{base}/site/{key}/p5.html", f"http://localhost:{port}/elsewhere"]
+
+
+def _sitemap(key: str, name: str, base: str) -> Page:
+    """``sitemap.xml``: an index of ``sitemap-1.xml.gz`` and of itself (read once);
+    ``sitemap-1.xml.gz``: a gzipped urlset of `sitemap_urls`."""
+    import gzip
+
+    ns = 'xmlns="http://www.sitemaps.org/schemas/sitemap/0.9"'
+    if name == "sitemap.xml":
+        maps = [f"{base}/site/{key}/sitemap-1.xml.gz", f"{base}/site/{key}/sitemap.xml"]
+        items = "".join(f"<sitemap><loc>{u}</loc></sitemap>" for u in maps)
+        xml = f'<?xml version="1.0"?><sitemapindex {ns}>{items}</sitemapindex>'
+        return Page(content_type="application/xml", body=xml.encode())
+    items = "".join(f"<url><loc>{u}</loc></url>" for u in sitemap_urls(base, key))
+    xml = f'<?xml version="1.0"?><urlset {ns}>{items}</urlset>'
+    return Page(content_type="application/gzip", body=gzip.compress(xml.encode()))
 
 
 def _page(key: str, n: int, i: int, port: int) -> Page:
@@ -115,6 +148,8 @@ def _page(key: str, n: int, i: int, port: int) -> Page:
 
 def render(p: Page) -> bytes:
     """The body of a page."""
+    if p.body is not None:
+        return p.body
     if not p.html:
         return "".join(f'<a href="{h}">{h}</a>\n' for h, _ in p.links).encode()
     head = f"<title>{p.title}</title>"
@@ -136,9 +171,11 @@ def expected(
     scope: str = "host",
     max_depth: int | None = None,
     accept: str | None = None,
+    sitemaps: list[str] = (),  # type: ignore[assignment]
 ) -> dict[str, int]:
     """Every URL a crawl from ``seeds`` must fetch, with its depth (breadth first; see the
-    module docstring). Scope "host" or "prefix"; every seed is a page of one site."""
+    module docstring), the pages ``sitemaps`` lists within the scope being seeds too.
+    Scope "host" or "prefix"; every seed is a page of one site."""
     found: dict[str, int] = {}
     queue: deque[tuple[str, int]] = deque()
     hosts, prefixes = set(), []
@@ -146,6 +183,13 @@ def expected(
         parts = urlsplit(seed)
         hosts.add(parts.netloc)
         prefixes.append(seed[: seed.rfind("/") + 1])
+
+    def inside(url: str) -> bool:
+        if scope == "prefix":
+            return any(url.startswith(p) for p in prefixes)
+        return urlsplit(url).netloc in hosts
+
+    for seed in [*seeds, *(u for u in sitemaps if inside(u))]:
         if seed not in found:
             found[seed] = 0
             queue.append((seed, 0))
@@ -168,14 +212,12 @@ def expected(
                 continue
             try:
                 target = urljoin(base, link).split("#", 1)[0]
-                netloc = urlsplit(target).netloc
+                urlsplit(target)
             except ValueError:
                 continue
             if not target.startswith(("http://", "https://")) or target in found:
                 continue
-            if scope == "host" and netloc not in hosts:
-                continue
-            if scope == "prefix" and not any(target.startswith(p) for p in prefixes):
+            if not inside(target):
                 continue
             if accept is not None and re.search(accept, target) is None:
                 continue
