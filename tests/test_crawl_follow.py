@@ -164,7 +164,8 @@ def test_follow_sitemaps_add_seeds_within_the_scope(
     orphans = [r for r in records if "/orphan" in r["url"]]
     assert len(orphans) == site.ORPHANS
     assert all(r["depth"] == 0 and r["referrer"].endswith(".xml.gz") for r in orphans)
-    assert "sitemaps: 2 read, 5 URLs listed" in done.stderr  # two pages of five in scope
+    assert "sitemaps: 2 read, 5 URLs listed" in done.stderr
+    assert "scope 3" in done.stderr  # localhost from the sitemap, 127.0.0.2 and .3 from p0
 
 
 def test_follow_usage_errors_touch_nothing(
