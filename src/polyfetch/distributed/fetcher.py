@@ -193,6 +193,9 @@ class ClusterFetcher:
                 parts.done(shard.partition)
                 done = _done(future, shard)
                 states.put(shard.partition, done.state)
+                # The partition's next shard goes before its results are handed out: its hosts
+                # wait for a runner to start, not for the caller too.
+                submit(flush=exhausted or not parts.wants_input())
                 yield from done.results
         finally:
             if in_flight:
