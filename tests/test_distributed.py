@@ -1,26 +1,33 @@
 """``polyfetch crawl --cluster`` and `polyfetch.distributed` on real Dask clusters on 127.0.0.1.
 
-One LocalCluster (2 worker processes, in a helper process of its own) serves
-most tests; the Ctrl+C test starts ``--cluster local:2`` itself, and the
-worker-kill test runs on ``dask scheduler`` + two ``dask worker`` commands.
-Every wait is bounded; every process is killed by process group at the end.
+One LocalCluster (3 worker processes, so 3 partitions, in a helper process of
+its own) serves most tests; the Ctrl+C test starts ``--cluster local:2``
+itself, and the worker-kill test runs on ``dask scheduler`` + two ``dask
+worker`` commands. The host splitter's cluster-wide limits are counted by a
+test server answering on 60 loopback addresses (60 hosts). Every wait is
+bounded; every process is killed by process group at the end. The rules of
+the splitter itself are checked without a cluster in ``test_partitions``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
+import urllib.request
+from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 
 import polyfetch
-from polyfetch.distributed.limits import divide
+from polyfetch.testing.servers import EXTRA_HOSTS, start_process, stop
 from tests.cluster_helpers import (
     FAST_CONNECT,
     cli_cluster,
@@ -37,12 +44,32 @@ pytest.importorskip("distributed", reason="the cluster extra: pip install -e '.[
 BACKENDS = polyfetch.available_backends()
 #: Record fields that depend on timing, not on what was fetched.
 TIMING = {"elapsed_ms"}
+#: The hosts of the `many_hosts` server.
+MANY = [f"127.0.1.{i}" for i in range(1, 61)]
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[str]:
-    with local_cluster(2) as address:
+    with local_cluster(3) as address:
         yield address
+
+
+@pytest.fixture(scope="module")
+def many_hosts() -> Iterator[int]:
+    """The test server on the 60 addresses of `MANY`, one port: 60 hosts; yields the port."""
+    cmd = [sys.executable, "-m", "polyfetch.server", "--host", MANY[0], "--port", "0"]
+    for host in MANY[1:]:
+        cmd += ["--also", host]
+    proc, line = start_process(cmd, "polyfetch test server listening on")
+    try:
+        yield int(line.rsplit(":", 1)[1])
+    finally:
+        stop(proc)
+
+
+def _get(url: str) -> dict[str, dict[str, int]]:
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return json.load(resp)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -114,12 +141,13 @@ def test_library_map_streams_the_input_with_bounded_shards_in_flight(servers, cl
     from polyfetch.distributed import ClusterFetcher
 
     size, shards, n = 4, 2, 40
+    bases = [servers.http] + [f"http://{h}:{servers.port}" for h in EXTRA_HOSTS[:7]]
     pulled: list[int] = []
 
     def urls() -> Iterator[str]:
         for i in range(n):
             pulled.append(i)
-            yield f"{servers.http}/bytes/{i % 7}?i={i}" if i != 5 else "not a url"
+            yield f"{bases[i % 8]}/bytes/{i % 7}?i={i}" if i != 5 else "not a url"
 
     client = Client(cluster, set_as_default=False)
     try:
@@ -127,7 +155,8 @@ def test_library_map_streams_the_input_with_bounded_shards_in_flight(servers, cl
             got = []
             for result in fetcher.map(urls()):
                 got.append(result)
-                assert len(pulled) <= len(got) + (shards + 1) * size  # never the whole input
+                # buffered by partition, in flight, and the rest of the shard being handed out
+                assert len(pulled) <= len(got) + (2 * shards + 1) * size  # never the whole input
             assert fetcher.fetch(f"{servers.http}/bytes/3").size == 3
         assert client.status == "running"  # a Client given is left open
     finally:
@@ -141,6 +170,40 @@ def test_library_map_streams_the_input_with_bounded_shards_in_flight(servers, cl
             assert r.url.endswith(f"?i={r.index}")
 
 
+def test_library_map_takes_the_items_its_results_bring(servers, cluster):
+    """A frontier's shape: the input answers WAIT while results still in flight may bring
+    more, and each result handed out brings two links, until depth 2."""
+    from polyfetch.distributed import WAIT, ClusterFetcher
+
+    bases = [servers.http] + [f"http://{h}:{servers.port}" for h in EXTRA_HOSTS[:5]]
+    queue = deque(f"{base}/bytes/1?d=0&n={i}" for i, base in enumerate(bases))
+    out = 0  # items given to map() whose result has not come back
+
+    def frontier() -> Iterator[object]:
+        nonlocal out
+        while queue or out:
+            if queue:
+                out += 1
+                yield queue.popleft()
+            else:
+                yield WAIT
+
+    got = []
+    # shards of 50: only the WAITs make map() send the few items it has
+    with ClusterFetcher(cluster, "greenlet", shard_size=50) as fetcher:
+        for r in fetcher.map(frontier()):
+            out -= 1
+            got.append(r)
+            query = parse_qs(urlsplit(r.url).query)
+            depth, n = int(query["d"][0]), query["n"][0]
+            if depth < 2:
+                base = r.url.split("/bytes/")[0]
+                queue.extend(f"{base}/bytes/1?d={depth + 1}&n={n}.{k}" for k in (0, 1))
+    assert all(r.status == 200 for r in got)
+    assert len(got) == len({r.url for r in got}) == 6 + 12 + 24
+    assert sorted(r.index for r in got) == list(range(42))
+
+
 def test_library_refuses_what_workers_cannot_have(cluster):
     from polyfetch.distributed import ClusterFetcher
 
@@ -150,62 +213,63 @@ def test_library_refuses_what_workers_cannot_have(cluster):
         ClusterFetcher(cluster, executor=ThreadPoolExecutor(1))
     with pytest.raises(polyfetch.ConfigError, match="shard_size"):
         ClusterFetcher(cluster, shard_size=0)
+    with pytest.raises(polyfetch.ConfigError, match="partition_by"):
+        ClusterFetcher(cluster, partition_by="tld")
 
 
-def test_limits_are_divided_so_their_sum_stays_within_the_whole_crawl_limit():
-    assert divide(16, 10.0, 2) == divide(16, 10.0, 2)
-    for per_host in (1, 3, 16, 100):
-        for shards in (1, 2, 7, 500):
-            lim = divide(per_host, 8.0, shards)
-            assert lim.per_host >= 1 and lim.shards * lim.per_host <= per_host
-            assert lim.rate is not None and lim.shards * lim.rate <= 8.0 + 1e-9
-    assert divide(4, None, 2).rate is None
-
-
-# -- global limits -------------------------------------------------------------------------
+# -- limits for the whole crawl: the host splitter -----------------------------------------
 
 
 def _crawl(crawls: Crawls, tmp_path: Path, urls: list[str], *args: str) -> tuple[str, list]:
-    """Crawl ``urls`` to completion with ``args``; its stderr and records."""
+    """Crawl ``urls`` to completion with ``args`` (a 90 s hang guard); its stderr and records."""
     source, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
     source.write_text("".join(f"{url}\n" for url in urls))
-    done = crawls.run(str(source), "-o", str(out), *args)
+    done = crawls.run(str(source), "-o", str(out), *args, timeout=90)
     assert done.returncode == 0, done.stderr
     got = records(out.read_bytes())
     assert sorted(r["url"] for r in got) == sorted(urls)
     return done.stderr, got
 
 
-def test_per_host_is_a_limit_for_the_whole_crawl(servers, cluster, crawls, tmp_path):
+@pytest.mark.timeout(150)
+def test_hosts_split_among_partitions_keep_per_host_and_robots_cluster_wide(
+    many_hosts, cluster, crawls, tmp_path
+):
+    port = many_hosts
+    rules = quote("User-agent: *\nDisallow: /bytes/\n")
+    for host in MANY:
+        urllib.request.urlopen(f"http://{host}:{port}/robots-set?body={rules}", timeout=10).close()
+    urllib.request.urlopen(f"http://{MANY[0]}:{port}/stats/reset", timeout=10).close()
+    urls = [f"http://{h}:{port}/delay/200?i={i}" for h in MANY for i in range(4)]
+    urls += [f"http://{h}:{port}/bytes/1" for h in MANY]  # disallowed: never requested
+    random.Random(24).shuffle(urls)  # so that shards cut in input order would share hosts
+    # 3 partitions of ~100 URLs, 4 shards each: a host's URLs span several shards
+    args = ["-c", "4", "--per-host", "1", "--robots", "--cluster", cluster]
+    stderr, got = _crawl(crawls, tmp_path, urls, *args, "--shard-size", "25")
+    assert "3 partitions by host, shards of 25 URLs, each with --per-host 1" in stderr
+    stats = _get(f"http://{MANY[0]}:{port}/stats")
+    for host in MANY:
+        assert stats[f"{host}:{port}"]["requests"] == 5  # 4 pages and one robots.txt
+        assert stats[f"{host}:{port}"]["peak"] == 1  # counted by the server, cluster-wide
+    # more in flight than one shard's -c 4: shards of several partitions ran at once
+    assert stats["_total"]["peak"] > 4
+    robots = _get(f"http://{MANY[0]}:{port}/robots-count")
+    assert {robots[f"{host}:{port}"] for host in MANY} == {1}  # once per host, not per shard
+    denied = [r for r in got if "/bytes/" in r["url"]]
+    assert len(denied) == 60 and {r["error"] for r in denied} == {"RobotsDisallowed"}
+
+
+def test_a_one_host_list_runs_as_one_partition_with_the_whole_per_host(
+    servers, cluster, crawls, tmp_path
+):
     servers.reset_stats()
     urls = [f"{servers.http}/delay/300?p={i}" for i in range(24)]
     args = ["-c", "8", "--per-host", "4", "--cluster", cluster, "--shard-size", "6"]
     stderr, _ = _crawl(crawls, tmp_path, urls, *args)
     stats = servers.stats()[f"127.0.0.1:{servers.port}"]
     assert stats["requests"] == 24
-    assert stats["peak"] <= 4  # undivided, two shards would reach 8
-    assert "2 in flight, each with --per-host 2" in stderr
-
-
-def test_rate_is_divided_among_the_shards_in_flight(servers, cluster, crawls, tmp_path):
-    urls = [f"{servers.http}/bytes/1?r={i}" for i in range(20)]
-    # --per-host 20: 10 per shard, so no item waits in its host queue (elapsed starts there)
-    args = [
-        "-c",
-        "10",
-        "--per-host",
-        "20",
-        "--rate",
-        "10",
-        "--cluster",
-        cluster,
-        "--shard-size",
-        "10",
-    ]
-    stderr, got = _crawl(crawls, tmp_path, urls, *args)
-    # Each shard paces its 10 requests 1/5 s apart: its last waits 9/5 s (undivided: 0.9 s).
-    assert max(r["elapsed_ms"] for r in got) >= 1700
-    assert "--rate 5/s" in stderr
+    assert stats["peak"] == 4  # not divided among the 3 slots, and never two shards at once
+    assert "each with --per-host 4" in stderr
 
 
 # -- faults --------------------------------------------------------------------------------
@@ -213,7 +277,8 @@ def test_rate_is_divided_among_the_shards_in_flight(servers, cluster, crawls, tm
 
 def test_ctrl_c_on_a_local_cluster_exits_130_and_resume_completes(servers, crawls, tmp_path):
     urls, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
-    wanted = {f"{servers.http}/delay/400?c={i}" for i in range(60)}
+    bases = [servers.http] + [f"http://{h}:{servers.port}" for h in EXTRA_HOSTS]
+    wanted = {f"{bases[i % len(bases)]}/delay/400?c={i}" for i in range(60)}
     urls.write_text("\n".join(sorted(wanted)) + "\n")
     args = [str(urls), "-o", str(out), "-c", "2", "--cluster", "local:2", "--shard-size", "6"]
     proc = crawls.start(*args, "--grace", "0.2")
@@ -228,6 +293,26 @@ def test_ctrl_c_on_a_local_cluster_exits_130_and_resume_completes(servers, crawl
     assert again.returncode == 0, again.stderr
     got = [r["url"] for r in records(out.read_bytes())]
     assert len(got) == len(set(got)) and set(got) == wanted
+
+
+@pytest.mark.timeout(150)
+def test_client_sigkilled_then_resume_records_each_url_once(servers, cluster, crawls, tmp_path):
+    urls, out = tmp_path / "urls.txt", tmp_path / "out.jsonl"
+    bases = [servers.http] + [f"http://{h}:{servers.port}" for h in EXTRA_HOSTS]
+    wanted = [f"{bases[i % len(bases)]}/delay/100?k={i}" for i in range(150)]
+    urls.write_text("\n".join(wanted) + "\n")
+    args = [str(urls), "-o", str(out), "-c", "4", "--cluster", cluster, "--shard-size", "10"]
+    proc = crawls.start(*args)
+    wait_until(lambda: line_count(out) >= 10, 60, "the first shard's records")
+    kill_group(proc)  # SIGKILL: the scheduler drops its shards, the workers kill their runners
+    crawls.finish(proc, timeout=10)
+    left = records(out.read_bytes())
+    assert 10 <= len(left) < len(wanted)
+    again = crawls.run(*args, "--resume", timeout=90)
+    assert again.returncode == 0, again.stderr
+    got = records(out.read_bytes())
+    assert got[: len(left)] == left  # resume only appended
+    assert sorted(r["url"] for r in got) == sorted(wanted)  # each URL once
 
 
 def test_worker_killed_mid_shard_output_has_each_url_once_and_no_orphans(servers, crawls, tmp_path):
@@ -292,6 +377,8 @@ def test_cluster_without_distributed_installed_exits_2_with_a_hint(tmp_path):
     [
         ["--shard-size", "5"],
         ["--shards-in-flight", "2"],
+        ["--partition-by", "domain"],
+        ["--cluster", "local:2", "--partition-by", "tld"],
         ["--cluster", "local:0"],
         ["--cluster", "local:2", "--shard-size", "0"],
         ["--cluster", "local:2", "--shards-in-flight", "0"],

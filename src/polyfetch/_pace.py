@@ -14,11 +14,22 @@ for it (robots.txt's ``Crawl-delay``) or that the auto-throttle slows down:
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass, field
 
 #: Forget hosts whose schedule is in the past once this many are remembered (bounded memory).
 _PRUNE_AT = 4096
 #: Hosts with an interval of their own remembered at most (the oldest are forgotten first).
 _MAX_GAPS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class PaceState:
+    """A `Pacer`'s hosts, to carry to a fetcher in another process (`Pacer.snapshot`)."""
+
+    asked: dict[str, float] = field(default_factory=dict)  #: robots.txt's intervals
+    throttled: dict[str, float] = field(default_factory=dict)  #: the auto-throttle's
+    #: seconds from the snapshot until each host's next start may be booked (future ones only)
+    next_in: dict[str, float] = field(default_factory=dict)
 
 
 class Pacer:
@@ -54,6 +65,22 @@ class Pacer:
         if self._throttled:
             gap = max(gap, self._throttled.get(host, 0.0))
         return gap
+
+    def snapshot(self, now: float) -> PaceState:
+        """The hosts' intervals and next starts, times made relative to ``now``."""
+        with self._lock:
+            upcoming = {host: at - now for host, at in self._next.items() if at > now}
+            return PaceState(dict(self._asked), dict(self._throttled), upcoming)
+
+    def restore(self, state: PaceState, now: float) -> None:
+        """Take a `snapshot`'s hosts as of ``now``. A next start is counted from ``now``, not
+        from when the snapshot was taken: never sooner than the interval asks, whatever the
+        clocks of the two processes say."""
+        with self._lock:
+            self._asked.update(state.asked)
+            self._throttled.update(state.throttled)
+            for host, wait in state.next_in.items():
+                self._next[host] = max(self._next.get(host, now), now + wait)
 
     def ask(self, host: str, gap: float, now: float) -> None:
         """The interval ``host`` asked for (robots.txt's Crawl-delay): kept as its floor."""

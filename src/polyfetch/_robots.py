@@ -21,8 +21,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from polyfetch.errors import RobotsDisallowed, TooManyRedirects
@@ -151,11 +151,34 @@ class Robots:
             delay = min(delay, self.max_crawl_delay)
         policy = Policy(parser, deny, delay, now + ttl)
         with self._guard:
-            self._policies[self.origin(target)] = policy
-            self._policies.move_to_end(self.origin(target))
-            while len(self._policies) > MAX_ORIGINS:
-                self._policies.popitem(last=False)
+            self._keep(self.origin(target), policy)
         return policy
+
+    def _keep(self, origin: str, policy: Policy) -> None:
+        self._policies[origin] = policy
+        self._policies.move_to_end(origin)
+        while len(self._policies) > MAX_ORIGINS:
+            self._policies.popitem(last=False)
+
+    def snapshot(self) -> list[tuple[str, Policy]]:
+        """The fresh policies by origin, least recently used first, each ``expires`` made the
+        seconds it has left: what `restore` needs to carry them to a fetcher in another
+        process (monotonic clocks differ between processes), so robots.txt is not fetched
+        again there."""
+        now = self._now()
+        with self._guard:
+            return [
+                (origin, replace(policy, expires=policy.expires - now))
+                for origin, policy in self._policies.items()
+                if policy.expires > now
+            ]
+
+    def restore(self, policies: Iterable[tuple[str, Policy]]) -> None:
+        """Keep the policies of a `snapshot`, each for the time it had left."""
+        now = self._now()
+        with self._guard:
+            for origin, policy in policies:
+                self._keep(origin, replace(policy, expires=now + policy.expires))
 
 
 def _delay(parser: Any, agent: str) -> float | None:

@@ -72,6 +72,24 @@ class Throttle:
             state = self._hosts.get(host)
             return HostState() if state is None else HostState(**_fields(state))
 
+    def snapshot(self, now: float) -> dict[str, HostState]:
+        """Every host's state (copies), ``cut_at`` made relative to ``now``: what `restore`
+        needs to carry the hosts' windows to a fetcher in another process."""
+        with self._lock:
+            return {
+                host: HostState(**{**_fields(state), "cut_at": state.cut_at - now})
+                for host, state in self._hosts.items()
+            }
+
+    def restore(self, hosts: dict[str, HostState], now: float) -> None:
+        """Take the hosts' states of a `snapshot`, as of ``now`` (the pacer's intervals travel
+        with the pacer's own snapshot)."""
+        with self._lock:
+            for host, state in hosts.items():
+                self._hosts[host] = HostState(**{**_fields(state), "cut_at": now + state.cut_at})
+            while len(self._hosts) > _MAX_HOSTS:
+                del self._hosts[next(iter(self._hosts))]
+
     def observe(
         self, host: str, outcome: Response | FetchError, seconds: float, now: float
     ) -> None:

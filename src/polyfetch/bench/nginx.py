@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from polyfetch.testing.servers import stop as stop  # kills the process group: master and worker
@@ -55,8 +56,7 @@ http {{
     keepalive_timeout 120s;
     keepalive_requests 10000000;
     default_type application/octet-stream;
-    server {{
-        listen 127.0.0.1:{port} reuseport backlog=8192;
+    server {{{listen}
         root {dir}/www;{delays}
     }}
 }}
@@ -91,22 +91,37 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start(directory: str, *, prefix: list[str] | None = None, timeout: float = 10.0) -> Nginx:
+def start(
+    directory: str,
+    *,
+    prefix: list[str] | None = None,
+    timeout: float = 10.0,
+    also: Sequence[str] = (),
+) -> Nginx:
     """nginx serving `SIZES` from ``directory``, and ``/delay/{ms}`` when the echo module is
-    installed and loads; ``prefix`` wraps the command (``taskset -c 1``).
+    installed and loads; ``prefix`` wraps the command (``taskset -c 1``); ``also``: more
+    addresses (``127.2.0.1``...) served on the same port, so that one nginx plays many hosts.
 
     Raises RuntimeError with nginx's own words if it does not answer within ``timeout``.
     """
+    addresses = ["127.0.0.1", *also]
     if os.path.exists(ECHO_MODULE):
         try:
-            return _start(directory, prefix, timeout, delays=True)
+            return _start(directory, prefix, timeout, addresses, delays=True)
         except RuntimeError as exc:  # built for another nginx: serve the files without it
             if ECHO_MODULE not in str(exc):
                 raise
-    return _start(directory, prefix, timeout, delays=False)
+    return _start(directory, prefix, timeout, addresses, delays=False)
 
 
-def _start(directory: str, prefix: list[str] | None, timeout: float, *, delays: bool) -> Nginx:
+def _start(
+    directory: str,
+    prefix: list[str] | None,
+    timeout: float,
+    addresses: Sequence[str],
+    *,
+    delays: bool,
+) -> Nginx:
     www = os.path.join(directory, "www", "bytes")
     os.makedirs(www, exist_ok=True)
     os.makedirs(os.path.join(directory, "tmp"), exist_ok=True)
@@ -122,7 +137,9 @@ def _start(directory: str, prefix: list[str] | None, timeout: float, *, delays: 
             f.write(
                 _CONFIG.format(
                     dir=directory,
-                    port=port,
+                    listen="".join(
+                        f"\n        listen {a}:{port} reuseport backlog=8192;" for a in addresses
+                    ),
                     user=user,
                     load=f"load_module {ECHO_MODULE};\n" if delays else "",
                     delays=_DELAYS if delays else "",

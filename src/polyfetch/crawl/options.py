@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from polyfetch.backends import DEFAULT, NAMES
 from polyfetch.crawl import curlopts
-from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE
+from polyfetch.distributed.partitions import DEFAULT_SHARD_SIZE, PARTITION_BY
 from polyfetch.settings import MAX_LOOKAHEAD, Settings
 
 #: The default backend: the library's (`polyfetch.backends.DEFAULT`), chosen by measurement.
@@ -81,12 +81,14 @@ run the same command again with --resume (which needs -o FILE) to finish exactly
 those URLs and the unread rest. A second Ctrl+C exits at once; the output stays
 valid (whole records only).
 
---cluster: the same crawl on a Dask cluster. The input is cut into shards
-(--shard-size) as it is read; each runs on a worker in a fresh process and its
-records are written, as above, when the whole shard is done. A worker killed
-mid-shard has its shard rerun by Dask and no URL gets two records; Ctrl+C and
---resume work as above (shards that do not finish within --grace are
-cancelled and left to --resume).
+--cluster: the same crawl on a Dask cluster. Hosts are split among partitions
+(one per worker slot, by a hash of the host), and each partition's URLs are
+cut into shards (--shard-size) as they are read; a partition has one shard in
+flight at a time, on a worker in a fresh process, with the whole --per-host,
+--rate and robots.txt of its hosts, and its records are written, as above,
+when the whole shard is done. A worker killed mid-shard has its shard rerun by
+Dask and no URL gets two records; Ctrl+C and --resume work as above (shards
+that do not finish within --grace are cancelled and left to --resume).
 
 exit status: 0 every URL read got a record (whatever its outcome); 1 with
 --fail-on-error when a record has an error or a status >= 400, or when a shard
@@ -250,6 +252,7 @@ GET_DEFAULTS = dict(
     cluster=None,
     shard_size=None,
     shards_in_flight=None,
+    partition_by=None,
 )
 
 
@@ -607,8 +610,8 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
         metavar="tcp://HOST:PORT|local:N",
         help="crawl on a Dask cluster: the address of a running scheduler, or local:N for N "
         "worker processes started for this run. Every other option keeps its meaning: "
-        "--per-host and --rate are divided among the shards in flight, -c and --workers "
-        "apply to each shard",
+        "--per-host and --rate hold for the whole crawl (a host is fetched by one shard at a "
+        "time), -c and --workers apply to each shard",
     )
     clu.add_argument(
         "--shard-size",
@@ -621,5 +624,12 @@ def _cluster_arguments(p: argparse.ArgumentParser) -> None:
         "--shards-in-flight",
         type=whole(1, MAX_CONCURRENCY),
         metavar="N",
-        help="shards submitted at once (default: the cluster's worker threads, at most --per-host)",
+        help="partitions of the hosts, i.e. shards in flight at most, one per partition "
+        "(default: the cluster's worker threads)",
+    )
+    clu.add_argument(
+        "--partition-by",
+        choices=PARTITION_BY,
+        help="what decides a URL's partition: its host (default), or its registrable domain, "
+        "so that all the hosts of a site share one partition",
     )

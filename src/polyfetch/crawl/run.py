@@ -10,8 +10,9 @@ requests that were cancelled, and ``--resume`` finishes them.
 With ``--cluster`` the one difference is the fetcher: a
 `polyfetch.distributed.ClusterFetcher`, whose ``map()`` has the same shape
 (lazy, bounded, results by input index), so input, dedup, resume, records,
-progress, Ctrl+C and exit statuses are this same code. Its window is
-``shards in flight * shard size`` items, and results arrive a shard at a time.
+progress, Ctrl+C and exit statuses are this same code. Its window is at most
+``2 * shards in flight * shard size`` items (buffered by partition, and in
+flight), and results arrive a shard at a time.
 """
 
 from __future__ import annotations
@@ -407,8 +408,10 @@ class Crawl:
         scheduler is a usage error, found before the output is opened)."""
         a = self.args
         if a.cluster is None:
-            if a.shard_size is not None or a.shards_in_flight is not None:
-                raise UsageError("--shard-size and --shards-in-flight need --cluster")
+            if a.shard_size is not None or a.shards_in_flight is not None or a.partition_by:
+                raise UsageError(
+                    "--shard-size, --shards-in-flight and --partition-by need --cluster"
+                )
             return Fetcher(a.backend, **self._fetcher_options())
         from polyfetch.distributed import ClusterFetcher
 
@@ -417,16 +420,18 @@ class Crawl:
             a.backend,
             shard_size=a.shard_size,
             shards=a.shards_in_flight,
+            partition_by=a.partition_by or "host",
             bodies=a.save_dir is not None,  # processing happens on the workers
             **self._fetcher_options(),
         )
         self._closing.append(fetcher)
         if not a.quiet:
-            lim = fetcher.limits
-            rate = f", --rate {lim.rate:g}/s" if lim.rate is not None else ""
+            s = fetcher.settings
+            rate = f", --rate {s.rate:g}/s" if s.rate is not None else ""
             self.stderr.write(
-                f"{PROG}: on the Dask cluster {fetcher.address}: shards of {fetcher.shard_size} "
-                f"URLs, {lim.shards} in flight, each with --per-host {lim.per_host}{rate}\n"
+                f"{PROG}: on the Dask cluster {fetcher.address}: {fetcher.shards} partitions by "
+                f"{fetcher.partition_by}, shards of {fetcher.shard_size} URLs, each with "
+                f"--per-host {s.per_host}{rate}\n"
             )
         return fetcher
 

@@ -1,41 +1,75 @@
 """`ClusterFetcher`: `Fetcher.map` on a Dask cluster, with the same options and results.
 
-``map()`` cuts the input into shards of ``shard_size`` items as it reads it and
-submits each as one Dask task (`shard.run_shard`); at most ``shards`` are
-submitted and unfinished at once, so a 100-million-line input streams through
-the client in flat memory: ``shards * shard_size`` items and one shard's
-results. Results come back a whole shard at a time, in the order shards
-finish, with ``index`` counted over the whole input as `Fetcher.map` does.
+``map()`` routes each input item, as it reads it, to its host's partition
+(`partitions`: a stable hash of the host, or of its registrable domain) and
+submits a partition's buffered items as one Dask task (`shard.run_shard`) when
+a shard's worth is there and the partition has no shard in flight. So one
+shard at a time fetches from a host, and every shard runs with the whole
+``per_host`` and ``rate``; the shards in flight - one per partition, as many
+partitions as the cluster's worker slots - run side by side. What a shard
+learnt of its hosts (robots.txt, Crawl-delay, the auto-throttle's windows)
+comes back with its results and goes to the partition's next shard
+(`politeness`), kept on disk in between. Memory is flat whatever the input's
+order: at most a full shard per partition is buffered (then reading pauses)
+and one per partition is in flight. Results come back a whole shard at a time,
+in the order shards finish, with ``index`` counted over the whole input as
+`Fetcher.map` does.
+
+The input may yield `WAIT` - "nothing to give right now, but results still
+in flight may bring more" (a link-following frontier does) - and ``map()`` then
+submits what every idle partition has buffered, full shard or not, and reads
+again after the next shard's results have been handed out, each one handled by
+the caller before the next is asked for.
 
 A worker that dies mid-shard is Dask's business: the scheduler reruns the
 task elsewhere (up to ``distributed.scheduler.allowed-failures`` deaths), and
 since a shard's results reach the client only when it completes, nothing is
-yielded twice. A runner that fails is retried once; a shard that still fails
-raises `ShardFailed` from ``map()``. Closing the iterator early (or an
-exception in the caller) cancels the shards in flight; their workers notice
-within 50 ms and kill the shards' runner processes.
+yielded twice; the partition still has that one shard in flight, never two. A
+runner that fails is retried once; a shard that still fails raises
+`ShardFailed` from ``map()``. Closing the iterator early (or an exception in
+the caller) cancels the shards in flight; their workers notice within 50 ms
+and kill the shards' runner processes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
-from itertools import islice
-from typing import Any, Unpack
+from typing import Any, Final, Unpack
 
 from polyfetch import backends
 from polyfetch._fetcher import BackendName, Options
 from polyfetch.distributed import connect
 from polyfetch.distributed.errors import ShardFailed
-from polyfetch.distributed.limits import DEFAULT_SHARD_SIZE, ShardLimits, divide
-from polyfetch.distributed.shard import Shard, run_shard
+from polyfetch.distributed.partitions import (
+    DEFAULT_SHARD_SIZE,
+    Partitions,
+    partition_key,
+)
+from polyfetch.distributed.shard import Shard, ShardDone, run_shard
 from polyfetch.errors import ConfigError
 from polyfetch.result import Result
 from polyfetch.settings import Settings
 
 #: Seconds to wait for a first worker when the scheduler has none.
 WORKER_WAIT = 10.0
+
+
+class _Wait:
+    def __repr__(self) -> str:
+        return "WAIT"
+
+
+#: What an input iterator yields for "nothing to give right now, but results still in flight
+#: may bring more" (the link-following frontier of issue 23 will give
+#: ``polyfetch._schedule.WAIT``: this name then becomes that one).
+WAIT: Final = _Wait()
+_END: Final = object()
 
 
 class ClusterFetcher:
@@ -47,13 +81,16 @@ class ClusterFetcher:
             fetcher), a `distributed.Client` (used as is, left open) or a cluster object.
         backend: the backend each shard runs on (every backend works, gevent included).
         shard_size: items per shard, the unit of work, of retry and of result transfer.
-        shards: shards in flight at most (default: the cluster's worker threads now,
-            capped at ``per_host``); ``per_host`` and ``rate`` are divided by it.
+        shards: partitions, i.e. shards in flight at most, one per partition (default: the
+            cluster's worker threads now).
+        partition_by: ``"host"`` (default) or ``"domain"``: the registrable domain (Public
+            Suffix List), so that all the hosts of a site go to one partition.
         bodies: send bodies back (default: ``keep_body``); bodies can be fetched for
             processing on the workers without travelling.
         scheduler_timeout: seconds to reach the scheduler (default: Dask's setting).
-        **options: `polyfetch.Fetcher` options; ``per_host`` and ``rate`` are whole-crawl
-            limits, ``concurrency`` is per shard, a processor is sent by name.
+        **options: `polyfetch.Fetcher` options; ``per_host`` and ``rate`` hold for the whole
+            crawl, each shard having them whole for its partition's hosts; ``concurrency`` is
+            per shard; a processor is sent by name.
 
     Raises:
         ConfigError: bad options; ClusterError: no usable cluster (both before any fetch).
@@ -66,6 +103,7 @@ class ClusterFetcher:
         *,
         shard_size: int | None = None,
         shards: int | None = None,
+        partition_by: str = "host",
         bodies: bool | None = None,
         scheduler_timeout: float | None = None,
         **options: Unpack[Options],
@@ -74,17 +112,19 @@ class ClusterFetcher:
         self.backend_name = backend
         self.shard_size = shard_size if shard_size is not None else DEFAULT_SHARD_SIZE
         _check(backend, self.shard_size, shards)
+        self.partition_by = partition_by
+        self._key = partition_key(partition_by)
         self._options = _shard_options(self.settings, dict(options))
         self._bodies = self.settings.keep_body if bodies is None else bodies
         self._conn = connect.connect(cluster, scheduler_timeout)
         try:
-            slots = shards or connect.worker_threads(self._conn, WORKER_WAIT)
+            #: Partitions, and so shards in flight at most.
+            self.shards: int = shards or connect.worker_threads(self._conn, WORKER_WAIT)
             connect.check_workers(self._conn, backend, self._options.get("process"))
         except BaseException:
             self._conn.close()
             raise
-        self.limits: ShardLimits = divide(self.settings.per_host, self.settings.rate, slots)
-        self._options.update(per_host=self.limits.per_host, rate=self.limits.rate)
+        self._partitions: Partitions | None = None
         self._closed = False
 
     @property
@@ -101,44 +141,79 @@ class ClusterFetcher:
     def map(self, urls: Iterable[object]) -> Iterator[Result]:
         """Fetch every item of ``urls`` on the cluster, yielding a shard's results as it ends.
 
-        Input is consumed lazily; closing the iterator early cancels the shards in flight.
+        Input is consumed lazily (it may yield `WAIT`); closing the iterator early cancels
+        the shards in flight.
         """
         if self._closed:
             raise RuntimeError("this ClusterFetcher is closed")
         from distributed import as_completed
 
         client, run = self._conn.client, uuid.uuid4().hex[:12]
+        parts = self._partitions = Partitions(self.shards, self.shard_size, self._key)
         items = iter(urls)
         in_flight: dict[Any, Shard] = {}
         finished = as_completed(loop=client.loop)
-        start, more = 0, True
+        states = _States()
+        numbers = itertools.count()
+        index = 0
+        exhausted = False
 
-        def submit() -> None:
-            nonlocal start, more
-            while more and len(in_flight) < self.limits.shards:
-                chunk = list(islice(items, self.shard_size))
-                more = len(chunk) == self.shard_size
-                if not chunk:
-                    return
-                shard = Shard(start, chunk, self.backend_name, self._options, self._bodies)
-                start = shard.end
-                future = client.submit(
-                    run_shard, shard, key=f"polyfetch-shard-{run}-{shard.start}", retries=1
+        def submit(flush: bool) -> None:
+            for p, chunk, indexes in parts.take(flush=flush):
+                shard = Shard(
+                    p, chunk, indexes, self.backend_name, self._options, self._bodies, states.get(p)
                 )
+                key = f"polyfetch-shard-{run}-{next(numbers)}-p{p}"
+                future = client.submit(run_shard, shard, key=key, retries=1)
                 in_flight[future] = shard
                 finished.add(future)
 
         try:
-            submit()
-            while in_flight:
+            while True:
+                waiting = False
+                while not exhausted and parts.wants_input():
+                    item = next(items, _END)
+                    if item is _END:
+                        exhausted = True
+                    elif item is WAIT:
+                        waiting = True
+                        break
+                    else:
+                        if parts.add(item, index):
+                            submit(flush=False)
+                        index += 1
+                # Nothing more to read right now: idle partitions take what they have.
+                submit(flush=exhausted or waiting or not parts.wants_input())
+                if not in_flight:
+                    if waiting and not parts.draining:
+                        raise RuntimeError("the input answered WAIT with no shard in flight")
+                    return
                 future = next(finished)
-                results = _results(future, in_flight.pop(future))
-                submit()
-                yield from results
+                shard = in_flight.pop(future)
+                parts.done(shard.partition)
+                done = _done(future, shard)
+                states.put(shard.partition, done.state)
+                # The partition's next shard goes before its results are handed out: its hosts
+                # wait for a runner to start, not for the caller too.
+                submit(flush=exhausted or not parts.wants_input())
+                yield from done.results
         finally:
             if in_flight:
                 with contextlib.suppress(Exception):
                     client.cancel(list(in_flight), force=True)
+            states.close()
+
+    def drain(self) -> None:
+        """Let the running ``map()`` finish the shards in flight and submit nothing more: it
+        then ends without records for the items it read but never sent (the crawl's first
+        Ctrl+C; ``--resume`` fetches them). Safe to call from a signal handler."""
+        if self._partitions is not None:
+            self._partitions.draining = True
+
+    def blocked_on(self) -> str | None:
+        """A host of the partition whose items fill the look-ahead of the latest ``map()``, if
+        reading has paused for it (the crawl then goes at that partition's pace)."""
+        return self._partitions.blocked_on() if self._partitions is not None else None
 
     def fetch(self, url: object) -> Result:
         """Fetch one URL on the cluster."""
@@ -161,27 +236,60 @@ def map(
     backend: BackendName = backends.DEFAULT,
     shard_size: int | None = None,
     shards: int | None = None,
+    partition_by: str = "host",
     **options: Unpack[Options],
 ) -> Iterator[Result]:
     """`ClusterFetcher(cluster, backend, ...).map(urls)`, closing the fetcher at the end."""
     with ClusterFetcher(
-        cluster, backend, shard_size=shard_size, shards=shards, **options
+        cluster, backend, shard_size=shard_size, shards=shards, partition_by=partition_by, **options
     ) as fetcher:
         yield from fetcher.map(urls)
 
 
-def _results(future: Any, shard: Shard) -> list[Result]:
+def _done(future: Any, shard: Shard) -> ShardDone:
     try:
         return future.result()  # type: ignore[no-any-return]
     except BaseException as exc:
         if isinstance(exc, KeyboardInterrupt | SystemExit | GeneratorExit):
             raise
         raise ShardFailed(
-            f"items {shard.start}-{shard.end - 1} could not be fetched on the cluster: "
-            f"{type(exc).__name__}: {exc}"
+            f"{shard.describe()} could not be fetched on the cluster: {type(exc).__name__}: {exc}"
         ) from exc
     finally:
         future.release()
+
+
+class _States:
+    """Each partition's politeness state between two of its shards, in files: over many
+    partitions of many hosts they can add up to more than the client should hold."""
+
+    def __init__(self) -> None:
+        self._dir: str | None = None
+
+    def _path(self, partition: int) -> str:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="polyfetch-partitions-")
+        return os.path.join(self._dir, str(partition))
+
+    def get(self, partition: int) -> bytes | None:
+        if self._dir is None:
+            return None
+        try:
+            with open(self._path(partition), "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            return None
+
+    def put(self, partition: int, state: bytes | None) -> None:
+        if state is None:
+            return
+        with open(self._path(partition), "wb") as f:
+            f.write(state)
+
+    def close(self) -> None:
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
 
 
 def _check(backend: str, shard_size: object, shards: object) -> None:

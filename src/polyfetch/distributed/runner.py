@@ -4,9 +4,11 @@ Started by `polyfetch.distributed.shard.run_shard` on a Dask worker, in a
 session of its own. It patches gevent first thing when the backend is gevent
 (this module and the packages above it import nothing gevent must patch),
 reads the pickled `Shard` from IN, runs it with an ordinary `Fetcher` -
-post-processing in the fetcher's own process pool, on this machine's cores -
-and writes the pickled list of results to OUT (renamed into place, so OUT is
-whole or absent). Exit status 0, or 2 when the fetcher refuses the options.
+post-processing in the fetcher's own process pool, on this machine's cores,
+the politeness state of the partition's previous shard restored first - and
+writes the pickled `ShardDone` (results, and the state for the next shard) to
+OUT (renamed into place, so OUT is whole or absent). Exit status 0, or 2 when
+the fetcher refuses the options.
 
 It dies with its worker: a real OS thread (not a greenlet, under gevent)
 blocks reading stdin, a pipe only the worker holds open; at EOF - the worker
@@ -59,7 +61,8 @@ def _run(source: str, target: str) -> int:
     from dataclasses import replace
 
     from polyfetch import Fetcher
-    from polyfetch.distributed.shard import Shard
+    from polyfetch.distributed import politeness
+    from polyfetch.distributed.shard import Shard, ShardDone
     from polyfetch.errors import BackendError, ConfigError
 
     with open(source, "rb") as f:
@@ -67,14 +70,20 @@ def _run(source: str, target: str) -> int:
     results = []
     try:
         with Fetcher(shard.backend, **shard.options) as fetcher:  # type: ignore[arg-type]
+            # The politeness state lives on the fetcher's runner, made by __enter__.
+            runner = fetcher._runner
+            assert runner is not None
+            politeness.restore(runner, shard.state)
+            indexes = shard.indexes
             for r in fetcher.map(shard.items):
                 body = r.body if shard.bodies else None
-                results.append(replace(r, index=shard.start + r.index, body=body))
+                results.append(replace(r, index=indexes[r.index], body=body))
+            state = politeness.capture(runner)
     except (ConfigError, BackendError) as exc:
         sys.stderr.write(f"{type(exc).__name__}: {exc}\n")
         return 2
     with open(target + ".part", "wb") as f:
-        pickle.dump(results, f, protocol=pickle.HIGHEST_PROTOCOL)
+        pickle.dump(ShardDone(results, state), f, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(target + ".part", target)
     return 0
 

@@ -1,5 +1,10 @@
 """A shard, and what a Dask worker does with it: run it in a fresh runner process.
 
+A shard is up to ``shard_size`` items of one partition (`partitions`), with
+their indexes in the input, the fetcher options, and the politeness state the
+partition's previous shard left (`politeness`). Its result, `ShardDone`, is
+the shard's records and the state to hand to the partition's next shard.
+
 `run_shard` is the Dask task. It does not fetch in the worker process itself,
 because a Dask worker cannot host the backends as they need to run: gevent
 must patch before anything imports ``socket`` (the worker did long ago), the
@@ -38,24 +43,35 @@ _TAIL = 2000  # characters of the runner's stderr quoted when it fails
 
 @dataclass(frozen=True, slots=True)
 class Shard:
-    """A run of consecutive input items; result indexes are ``start + position``."""
+    """Items of one partition; the result of ``items[i]`` gets the index ``indexes[i]``."""
 
-    start: int
+    partition: int
     items: list[object]
+    indexes: list[int]  #: each item's index in the whole input
     backend: str
-    #: Fetcher options for this shard (limits already divided, processor given by name).
+    #: Fetcher options for this shard (the whole crawl's limits, processor given by name).
     options: dict[str, Any] = field(default_factory=dict)
     #: Send bodies back to the client (they may be needed to fetch, e.g. for processing).
     bodies: bool = True
+    #: What the partition's previous shard learnt of its hosts (`politeness.capture`).
+    state: bytes | None = None
 
-    @property
-    def end(self) -> int:
-        """The index after the shard's last item."""
-        return self.start + len(self.items)
+    def describe(self) -> str:
+        """The shard in a sentence, for errors: its partition and input items."""
+        first, last = min(self.indexes), max(self.indexes)
+        return f"{len(self.items)} items of partition {self.partition} (input items {first}-{last})"
 
 
-def run_shard(shard: Shard) -> list[Result]:
-    """Fetch ``shard`` in a fresh runner process on this machine; its results (Dask task)."""
+@dataclass(frozen=True, slots=True)
+class ShardDone:
+    """What a shard gives back: its records and its partition's politeness state."""
+
+    results: list[Result]
+    state: bytes | None
+
+
+def run_shard(shard: Shard) -> ShardDone:
+    """Fetch ``shard`` in a fresh runner process on this machine (the Dask task)."""
     import pickle
     import subprocess
     import tempfile
@@ -81,7 +97,7 @@ def run_shard(shard: Shard) -> list[Result]:
             assert proc.stdin is not None
             proc.stdin.close()
         if not finished:
-            raise RuntimeError(f"shard {shard.start}-{shard.end} cancelled")
+            raise RuntimeError(f"shard of {shard.describe()} cancelled")
         if proc.returncode != 0:
             with open(log, "rb") as f:
                 tail = f.read().decode("utf-8", "replace")[-_TAIL:].strip()
