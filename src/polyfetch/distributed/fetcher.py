@@ -44,6 +44,7 @@ from typing import Any, Final, Unpack
 
 from polyfetch import backends
 from polyfetch._fetcher import BackendName, Options
+from polyfetch._schedule import WAIT
 from polyfetch.distributed import connect
 from polyfetch.distributed.errors import ShardFailed
 from polyfetch.distributed.partitions import (
@@ -60,15 +61,6 @@ from polyfetch.settings import Settings
 WORKER_WAIT = 10.0
 
 
-class _Wait:
-    def __repr__(self) -> str:
-        return "WAIT"
-
-
-#: What an input iterator yields for "nothing to give right now, but results still in flight
-#: may bring more" (the link-following frontier of issue 23 will give
-#: ``polyfetch._schedule.WAIT``: this name then becomes that one).
-WAIT: Final = _Wait()
 _END: Final = object()
 
 

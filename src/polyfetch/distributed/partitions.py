@@ -29,7 +29,6 @@ look-ahead fills.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 from collections import deque
 from collections.abc import Callable
 
@@ -65,30 +64,15 @@ def partition_key(by: str) -> Callable[[object], str]:
         return host_of
     if by != "domain":
         raise ConfigError(f"partition_by must be one of {', '.join(PARTITION_BY)}, got {by!r}")
-    try:
-        from publicsuffixlist import PublicSuffixList
-    except ImportError:
-        raise ConfigError(
-            "partition_by='domain' needs the Public Suffix List: "
-            "pip install 'polyfetch[cluster]' (publicsuffixlist)"
-        ) from None
-    suffixes = PublicSuffixList()  # the list the package ships: nothing is downloaded
+    from polyfetch.frontier.scope import registrable_domain
+
+    domain = registrable_domain()
 
     def domain_of(item: object) -> str:
         host = host_of(item)
-        if host == NO_HOST or _is_ip(host):
-            return host
-        return suffixes.privatesuffix(host) or host  # a public suffix or a bare name: itself
+        return host if host == NO_HOST else domain(host)
 
     return domain_of
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class Partitions:

@@ -6,7 +6,7 @@ The scope is taken from the seeds, as wget and Scrapy users expect:
   scheme: ``http://h/`` and ``https://h/`` are one site);
 * ``domain``: the URL's registrable domain (``docs.python.org`` -> ``python.org``,
   ``a.example.co.uk`` -> ``example.co.uk``) is one of the seeds'. Domains come from the
-  Public Suffix List snapshot that tldextract ships, private suffixes included
+  Public Suffix List that publicsuffixlist ships, private suffixes included
   (``user.github.io`` is a site of its own), never downloaded at run time; an IP address or
   a name with no public suffix (``localhost``) is its own domain;
 * ``prefix`` (wget's ``--no-parent``): the URL starts with one of the seeds' directories,
@@ -32,23 +32,32 @@ SCOPES: tuple[ScopeName, ...] = ("host", "domain", "prefix", "any")
 
 
 def registrable_domain() -> Callable[[str], str]:
-    """A function from host to its registrable domain (Public Suffix List snapshot)."""
+    """A function from host to its registrable domain (``docs.python.org`` ->
+    ``python.org``), from the Public Suffix List that publicsuffixlist ships (private
+    suffixes included: ``user.github.io`` is its own); an IP address, a public suffix or a
+    name with none (``localhost``) is its own domain."""
     try:
-        import tldextract
+        from publicsuffixlist import PublicSuffixList
     except ImportError:  # a dependency of the core: only a broken install lacks it
-        raise ConfigError("scope='domain' needs tldextract: pip install tldextract") from None
-    # suffix_list_urls=(): the bundled snapshot only, never a download; no cache directory.
-    extract = tldextract.TLDExtract(
-        suffix_list_urls=(), cache_dir=None, include_psl_private_domains=True
-    )
+        raise ConfigError("domains need publicsuffixlist: pip install publicsuffixlist") from None
+    suffixes = PublicSuffixList()  # the list the package ships: nothing is downloaded
 
     def domain(host: str) -> str:
-        parts = extract(host)
-        if not parts.suffix:  # an IP address, localhost, an intranet name
+        if _is_ip(host):
             return host
-        return f"{parts.domain}.{parts.suffix}" if parts.domain else host
+        return suffixes.privatesuffix(host) or host
 
     return domain
+
+
+def _is_ip(host: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class Scope:
