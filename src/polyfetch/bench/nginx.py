@@ -56,6 +56,11 @@ http {{
     keepalive_timeout 120s;
     keepalive_requests 10000000;
     default_type application/octet-stream;
+    types {{
+        text/html html htm; text/css css; text/plain txt; text/xml xml;
+        application/javascript js; application/json json; image/png png; image/svg+xml svg;
+        image/jpeg jpg jpeg; image/gif gif; application/gzip gz;
+    }}
     server {{{listen}
         root {dir}/www;{delays}
     }}

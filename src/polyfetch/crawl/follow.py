@@ -63,8 +63,11 @@ def check_options(args: argparse.Namespace) -> None:
 
 
 def journal_path(args: argparse.Namespace) -> str | None:
-    """Where the frontier's journal goes (None: -o is stdout, nothing to resume)."""
+    """Where the frontier's journal goes: beside -o FILE when FILE is (or will be) a regular
+    file; None for stdout, /dev/null or a pipe (nothing to resume from)."""
     if not args.output or args.output == "-":
+        return None
+    if os.path.exists(args.output) and not os.path.isfile(args.output):
         return None
     return f"{args.output}.frontier"
 
