@@ -56,8 +56,8 @@ print("RES" + "ULT", json.dumps({{"rows": rows, "refused": refused}}))
 """
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "dumb", "PYTHONSTARTUP": ""}
+def env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "dumb", "PYTHONSTARTUP": "", **extra}
 
 
 def run(cmd: list[str], stdin: str | None = None, cwd: Path = ROOT) -> tuple[str, str]:
@@ -84,13 +84,13 @@ def run(cmd: list[str], stdin: str | None = None, cwd: Path = ROOT) -> tuple[str
     return out, err
 
 
-def run_on_a_terminal(code: str) -> str:
+def run_on_a_terminal(code: str, **extra_env: str) -> str:
     """Type ``code`` at an interactive prompt on a pseudo-terminal; what the terminal showed."""
     master, slave = os.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-q"],
         cwd=ROOT,
-        env=env(),
+        env=env(**extra_env),
         stdin=slave,
         stdout=slave,
         stderr=slave,
@@ -122,7 +122,7 @@ def result_of(shown: str) -> dict[str, object]:
     return json.loads(line[len("RESULT ") :])  # type: ignore[no-any-return]
 
 
-@pytest.mark.parametrize("entry", ["stdin", "-c", "-i", "terminal"])
+@pytest.mark.parametrize("entry", ["stdin", "-c", "-i", "terminal", "basic-terminal"])
 def test_every_entry_point_processes_every_item(servers: Servers, tmp_path: Path, entry: str):
     code = SCRIPT.format(base=repr(servers.http))
     if entry == "stdin":  # python - <<EOF
@@ -131,8 +131,12 @@ def test_every_entry_point_processes_every_item(servers: Servers, tmp_path: Path
         out, err = run([sys.executable, "-c", code])
     elif entry == "-i":  # an interactive session fed through a pipe
         out, err = run([sys.executable, "-i"], stdin=code)
-    else:
+    elif entry == "terminal":  # 3.13+: the new REPL, whose __main__ is _pyrepl/__main__.py
         out, err = run_on_a_terminal(code), ""
+    else:  # the REPL of 3.11 and 3.12, which 3.13+ keeps behind PYTHON_BASIC_REPL
+        if sys.version_info < (3, 13):
+            pytest.skip("before 3.13 the terminal's REPL is the basic one: 'terminal' ran it")
+        out, err = run_on_a_terminal(code, PYTHON_BASIC_REPL="1"), ""
     try:
         got = result_of(out)
     except StopIteration:

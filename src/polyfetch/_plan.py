@@ -421,10 +421,26 @@ class Plan:
                 elapsed=now - self.started,
                 attempts=self.attempts,
                 redirects=self.redirects,
-                error=last,
+                error=_untraced(last) if last is not None else None,
                 meta=meta,
             )
         return Done(result)
+
+
+def _untraced(error: FetchError) -> FetchError:
+    """``error`` with no traceback, nor any on the exceptions it was raised from: a record
+    outlives the stack its error was raised on, and a traceback keeps that stack's frames and
+    their locals. Since 3.12 a finished coroutine's frame also keeps, through ``f_back``, the
+    event loop's frames of that moment: a result kept by the step that drives the loop (a sync
+    wrapper calling ``asyncio.Runner.run`` per item) then kept every earlier result alive."""
+    pending: list[BaseException] = [error]
+    for _ in range(16):  # a chain is short; a cycle (a context set by hand) must end
+        if not pending:
+            break
+        exc = pending.pop()
+        exc.__traceback__ = None
+        pending.extend(e for e in (exc.__cause__, exc.__context__) if e is not None)
+    return error
 
 
 def _item_url(item: object) -> str:

@@ -184,12 +184,18 @@ def _name_of(func: Callable[..., Any]) -> str:
     return name
 
 
+#: The main module of the interactive prompt since Python 3.13 (PYTHON_BASIC_REPL unset).
+_REPL_MAIN = "_pyrepl.__main__"
+
+
 def _check_main(qualname: str) -> tuple[str, str]:
     """Refuse what a worker cannot find in ``__main__``; else what the worker runs to find it."""
     main = sys.modules.get("__main__")
     path = getattr(main, "__file__", None)
     module = getattr(getattr(main, "__spec__", None), "name", None)
-    if not isinstance(path, str) or not os.path.isfile(path):  # "<stdin>" is no file either
+    # "<stdin>" is no file either; the REPL of 3.13+ runs as `python -m _pyrepl`, so its
+    # __main__ is _pyrepl/__main__.py, a file, but what is typed there is in no file
+    if module == _REPL_MAIN or not isinstance(path, str) or not os.path.isfile(path):
         raise ConfigError(
             f"processor __main__:{qualname} was defined interactively, with -c or in a script "
             "read from stdin, where worker processes cannot import it; put it in a module, "
