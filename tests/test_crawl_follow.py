@@ -188,3 +188,25 @@ def test_follow_usage_errors_touch_nothing(
         assert done.returncode == 2, (argv, done.stderr)
         assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert out.read_text() == "keep\n" and journal.read_text() == "my own notes\n"
+
+
+def test_endless_pages_and_redirect_loops_end_within_the_limits(
+    servers: Servers, crawls: Crawls, tmp_path: Path
+) -> None:
+    """An endless calendar stops at --max-pages and at --depth; a redirect loop across
+    pages is one TooManyRedirects record and the crawl goes on."""
+    k = key(10)
+    cal, loop = f"{servers.http}/site/{k}/cal/0.html", f"{servers.http}/site/{k}/loop0.html"
+    out = tmp_path / "pages.jsonl"
+    done = crawls.run(cal, loop, "--follow", "--max-pages", "25", "-o", str(out), timeout=60)
+    assert done.returncode == 0, done.stderr
+    records = follow_records(out.read_bytes())
+    assert len(records) == 25
+    by_url = {r["url"]: r for r in records}
+    assert by_url[loop]["error"] == "TooManyRedirects" and by_url[loop]["depth"] == 0
+    assert "limit 1" in done.stderr  # the calendar's next day, found after the 25th page
+    out = tmp_path / "depth.jsonl"
+    done = crawls.run(cal, "--follow", "--depth", "12", "-o", str(out), timeout=60)
+    assert done.returncode == 0, done.stderr
+    depths = sorted(r["depth"] for r in follow_records(out.read_bytes()))
+    assert depths == list(range(13)) and "depth 1" in done.stderr

@@ -36,3 +36,24 @@ def test_readme_scraper_logs_in_then_fetches_with_the_cookie_through_the_proxy(s
         for path in ("/cookies/set", "/anything/page/"):
             seen = ProxyServers.since(proxies.http_auth_log, mark, wait_for=path)
             assert path in seen, seen
+
+
+def _block(path: Path, after: str) -> str:
+    text = path.read_text()
+    start = text.index("```python\n", text.index(after)) + len("```python\n")
+    return text[start : text.index("```", start)]
+
+
+def test_the_following_links_example_crawls_as_written(servers):
+    """docs/following-links.md's library example, on the generated site (`testing.site`)."""
+    from polyfetch.testing import site
+
+    seed = f"{servers.http}/site/40-readme{id(servers) % 1000}/p0.html"
+    code = _block(README.parent / "docs" / "following-links.md", "## The library")
+    code = code.replace('"https://docs.example.org/"', repr(seed))
+    assert repr(seed) in code
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "docs/following-links.md", "exec"), {})
+    printed = {line.split()[1]: int(line.split()[0]) for line in out.getvalue().splitlines()}
+    assert printed == site.expected([seed], scope="prefix", max_depth=3)

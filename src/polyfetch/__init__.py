@@ -8,7 +8,7 @@ it starts, so a program can still ``gevent.monkey.patch_all()`` after
 
 from __future__ import annotations
 
-from polyfetch._fetcher import AsyncFetcher, BackendName, Fetcher, Options
+from polyfetch._fetcher import AsyncFetcher, BackendName, CrawlOptions, Fetcher, Options
 from polyfetch._version import __version__
 from polyfetch.backends import NAMES as BACKENDS
 from polyfetch.backends import available as available_backends
@@ -21,6 +21,9 @@ from polyfetch.errors import (
     FetchError,
     InvalidRequest,
     InvalidURL,
+    NotFollowed,
+    OutOfScope,
+    PastMaxPages,
     ProtocolError,
     ProxyAuthError,
     ProxyError,
@@ -29,6 +32,7 @@ from polyfetch.errors import (
     RobotsDisallowed,
     SaveError,
     TLSError,
+    TooDeep,
     TooLarge,
     TooManyRedirects,
     TotalTimeout,
@@ -44,6 +48,7 @@ __all__ = [
     "DEFAULT_USER_AGENT",
     "AsyncFetcher",
     "BackendName",
+    "CrawlOptions",
     "Fetcher",
     "Options",
     "Request",
@@ -58,6 +63,9 @@ __all__ = [
     "FetchError",
     "InvalidRequest",
     "InvalidURL",
+    "NotFollowed",
+    "OutOfScope",
+    "PastMaxPages",
     "ProtocolError",
     "ProxyAuthError",
     "ProxyError",
@@ -66,6 +74,7 @@ __all__ = [
     "RobotsDisallowed",
     "SaveError",
     "TLSError",
+    "TooDeep",
     "TooLarge",
     "TooManyRedirects",
     "TotalTimeout",

@@ -698,7 +698,9 @@ async def site(request: web.Request) -> web.Response:
     headers = {"Content-Type": page.content_type}
     if page.header_robots is not None:
         headers["X-Robots-Tag"] = page.header_robots
-    body = model.render(page) if page.status == 200 else b"not found"
+    if page.location is not None:
+        headers["Location"] = page.location
+    body = model.render(page) if page.status == 200 else b"not here"
     return web.Response(status=page.status, body=body, headers=headers)
 
 

@@ -53,6 +53,8 @@ class Page:
     title: str = ""
     #: the body as it is (a sitemap), instead of one rendered from the links
     body: bytes | None = None
+    #: where a redirect (status 302) points
+    location: str | None = None
 
     @property
     def html(self) -> bool:
@@ -79,6 +81,9 @@ def page(key: str, name: str, port: int, origin: str | None = None) -> Page:
     n = size(key)
     if n is not None and name in ("sitemap.xml", "sitemap-1.xml.gz"):
         return _sitemap(key, name, origin or f"http://127.0.0.1:{port}")
+    traps = _traps(name)
+    if n is not None and traps is not None:
+        return traps
     m = _NAME.fullmatch(name)
     if n is None or m is None:
         return Page(status=404, content_type="text/plain")
@@ -92,6 +97,21 @@ def page(key: str, name: str, port: int, origin: str | None = None) -> Page:
     if kind == "orphan" and number < ORPHANS and not sub:
         return Page(links=[("p0.html", False)], title=f"orphan {number}")
     return Page(status=404, content_type="text/plain")
+
+
+def _traps(name: str) -> Page | None:
+    """Pages no link of the site leads to, for the checks that seed them: ``cal/{k}.html``
+    links to ``cal/{k+1}.html`` for ever (only limits stop a crawl there), and
+    ``loop{k}.html`` redirects to ``loop{(k+1) mod 3}.html`` (a redirect loop across pages)."""
+    m = re.fullmatch(r"cal/(\d+)\.html", name)
+    if m is not None:
+        k = int(m.group(1))
+        return Page(links=[(f"{k + 1}.html", False), (f"{k}.html", False)], title=f"day {k}")
+    m = re.fullmatch(r"loop(\d+)\.html", name)
+    if m is not None:
+        k = int(m.group(1))
+        return Page(status=302, content_type="text/plain", location=f"loop{(k + 1) % 3}.html")
+    return None
 
 
 def sitemap_urls(base: str, key: str) -> list[str]:
