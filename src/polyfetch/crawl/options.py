@@ -81,6 +81,13 @@ run the same command again with --resume (which needs -o FILE) to finish exactly
 those URLs and the unread rest. A second Ctrl+C exits at once; the output stays
 valid (whole records only).
 
+--follow: the seeds (URLs, files of URLs, or -) and then the pages their HTML
+links lead to, each recorded once with depth (its shortest distance from a seed),
+referrer and robots; links out of --scope, past --depth or --max-pages are
+counted (--record-refused: recorded). With -o FILE the frontier's journal,
+FILE.frontier, makes --resume exact after Ctrl+C or a kill; it is removed when
+the crawl ends whole. See docs/following-links.md.
+
 --cluster: the same crawl on a Dask cluster. Hosts are split among partitions
 (one per worker slot, by a hash of the host), and each partition's URLs are
 cut into shards (--shard-size) as they are read; a partition has one shard in
