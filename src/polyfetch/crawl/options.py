@@ -260,6 +260,8 @@ GET_DEFAULTS = dict(
     shard_size=None,
     shards_in_flight=None,
     partition_by=None,
+    inputs=None,
+    follow=False,
 )
 
 
