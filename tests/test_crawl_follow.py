@@ -101,7 +101,7 @@ def test_interrupted_follow_resumes_to_each_page_once(
 ) -> None:
     """Ctrl+C (or SIGKILL) mid-crawl, then --resume: the union of the records is exactly
     the site's page set, each page once, at its depth; the first run's records stay."""
-    k = key(500)
+    k = key(300)
     seed = f"{servers.http}/site/{k}/p0.html"
     out = tmp_path / "out.jsonl"
     args = [seed, "--follow", "-o", str(out), "--backend", cli_backend, "-c", "6", "--grace", "1"]

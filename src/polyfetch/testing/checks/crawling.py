@@ -115,7 +115,9 @@ def check_crawl_limits_depth_pages_and_scope(harness: Harness, servers: Servers)
     """max_depth gives the exact page set of that depth whatever order pages come back in;
     max_pages fetches exactly that many (the server saw no more); scope="prefix" stays
     under the seed's directory; accept keeps only matching URLs (seeds always fetched)."""
-    fetcher = {"concurrency": 12, "per_host": 12}
+    # links read in threads: each crawl here would start a process pool (the first check's
+    # crawl reads them in one)
+    fetcher = {"concurrency": 12, "per_host": 12, "executor": "thread", "workers": 2}
     key = new_site(120)
     seed = f"{servers.http}/site/{key}/p0.html"
     records, _ = _crawl(harness, [seed], fetcher, max_depth=2)
@@ -123,14 +125,14 @@ def check_crawl_limits_depth_pages_and_scope(harness: Harness, servers: Servers)
     records, _ = _crawl(harness, [seed], fetcher, max_depth=0)
     assert _pages(records) == {seed: 0}, "max_depth=0 fetches the seeds alone"
 
-    key = new_site(120)
+    key = new_site(120, fast=True)  # the order pages come back in matters no more below
     seed = f"{servers.http}/site/{key}/p0.html"
     records, _ = _crawl(harness, [seed], fetcher, max_pages=7)
     assert len(records) == 7, [shown(r) for r in records]
     in_site = {urlsplit(r.url).path for r in records} & set(site_log(servers, key))
     assert set(site_log(servers, key)) == in_site, "the server saw more pages than max_pages"
 
-    key = new_site(120)
+    key = new_site(120, fast=True)
     seed = f"{servers.http}/site/{key}/p0.html"
     records, _ = _crawl(harness, [seed], fetcher, scope="prefix")
     _same(_pages(records), site.expected([seed], scope="prefix"), "scope=prefix")
@@ -138,7 +140,7 @@ def check_crawl_limits_depth_pages_and_scope(harness: Harness, servers: Servers)
     records, _ = _crawl(harness, [inner], fetcher, scope="prefix")
     assert _pages(records) == {inner: 0}, [shown(r) for r in records]
 
-    key = new_site(120)
+    key = new_site(120, fast=True)
     seed = f"{servers.http}/site/{key}/p0.html"
     even = r"/p[0-9]*[02468]\.html$"
     records, _ = _crawl(harness, [seed], fetcher, accept=even)
@@ -157,7 +159,7 @@ def check_crawl_records_refusals_when_asked(harness: Harness, servers: Servers) 
     records, _ = _crawl(
         harness,
         [seed, "not a url"],
-        {"concurrency": 8, "per_host": 8, "robots": True},
+        {"concurrency": 8, "per_host": 8, "robots": True, "executor": "thread", "workers": 2},
         refused=True,
     )
     fetched = [r for r in records if r.attempts]
