@@ -11,8 +11,8 @@ processing overlap::
     processed = future.result()         # the result with .processed / .process_error
     pp.close()
 
-Modules: `engine` (the engine thread, timers, worker recovery), `_pool` (one
-generation of the process pool, and blame), `_worker` (what runs in a worker),
+Modules: `engine` (the engine thread, timers, worker recovery), `_pool` (the
+process pool's workers and their pipes), `_worker` (what runs in a worker),
 `transport` (small messages: big pages and values go through files, for
 gevent's sake), `spec` (naming processors for worker processes) and
 `builtins` (``html``, ``sha256``, ``text``). Importing this package imports
@@ -156,7 +156,7 @@ class PostProcessor:
 
     def statistics(self) -> dict[str, int]:
         """Counters: submitted, processed, failed, timeouts, worker_died, resubmitted,
-        cancelled, and pools (process pools started: 1 + the ones replaced)."""
+        cancelled, and replaced (workers started in place of dead or stuck ones)."""
         engine = self._engine
         return dict(engine.stats) if engine is not None else {}
 
