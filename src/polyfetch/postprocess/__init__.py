@@ -115,7 +115,9 @@ class PostProcessor:
     def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
         """Hand over one result; the future completes with it processed, and never raises.
 
-        Thread-safe, does no I/O and never waits for processing. The future
+        Thread-safe and never waits: a page for a free worker of the process pool is
+        handed over from the calling thread (a copy into shared memory and a small write
+        that cannot block), any other goes to the engine thread. The future
         may be cancelled at any time; its outcome is then dropped. Its
         done-callbacks run in the engine thread: keep them cheap, and never
         wait on another of these futures in one. ``processor`` (from `resolve`, checked

@@ -66,9 +66,12 @@ class Worker:
     def pid(self) -> int:
         return int(self.process.pid)
 
-    def receive(self) -> list[bytes] | None:
+    def receive(self) -> list[bytes | memoryview] | None:
         """The whole messages its pipe holds now (read once: call when it is readable), or
-        None at the end of file. Frames are `multiprocessing.connection.Connection`'s."""
+        None at the end of file. Frames are `multiprocessing.connection.Connection`'s.
+
+        A message may be a view of a buffer the next call reuses: use it before that.
+        """
         # Into one reused buffer: `os.read` would allocate (mmap) and shrink (mremap) one
         # buffer per call, three system calls more per page.
         size = os.readv(self.conn.fileno(), [_SCRATCH])
@@ -80,12 +83,15 @@ class Worker:
             data = self.pending
         else:
             data = _VIEW[:size]
-        messages, used = [], 0
+        messages: list[bytes | memoryview] = []
+        used = 0
         while len(data) - used >= 4:
             (length,) = _HEADER.unpack_from(data, used)
             if len(data) - used - 4 < length:
                 break
-            messages.append(bytes(data[used + 4 : used + 4 + length]))
+            message = data[used + 4 : used + 4 + length]
+            # A view of the scratch buffer, or a copy: the pending buffer shrinks below.
+            messages.append(message if isinstance(message, memoryview) else bytes(message))
             used += 4 + length
         if data is self.pending:
             del self.pending[:used]

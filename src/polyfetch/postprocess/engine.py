@@ -67,7 +67,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import BrokenExecutor, Executor, Future, InvalidStateError
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -102,14 +102,14 @@ def outcome(result: Result, reply: transport.Reply) -> Result:
     """The processed `Result` for a worker's (or an in-process call's) reply."""
     tag, data = reply
     if tag == "value":
-        return replace(result, processed=data)
+        return transport.evolve(result, processed=data)
     if tag == "error":
-        return replace(result, process_error=ProcessorFailed(data))
+        return transport.evolve(result, process_error=ProcessorFailed(data))
     try:
-        return replace(result, processed=transport.decode_reply(reply))
+        return transport.evolve(result, processed=transport.decode_reply(reply))
     except Exception as exc:
         message = f"the processed value could not be read back: {_worker.describe(exc)}"
-        return replace(result, process_error=ProcessorFailed(message))
+        return transport.evolve(result, process_error=ProcessorFailed(message))
 
 
 @dataclass(eq=False)
@@ -251,6 +251,8 @@ class Engine:
         self.items: dict[int, _Item] = {}
         self.timers: list[tuple[float, int, int]] = []
         self.mailbox = _Mailbox()
+        #: Held by the engine thread while it handles what it woke for, and by `_hand_over`.
+        self.lock = threading.Lock()
         self.ids = itertools.count(1)
         self.closing = False
         self.close_deadline = 0.0
@@ -283,12 +285,34 @@ class Engine:
         self.thread.start()
 
     def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
-        # No I/O here: the caller may be an event loop. The engine thread packs the page.
         item = _Item(next(self.ids), result, Future(), processor or self.processor)
         item.proxy.add_done_callback(partial(self._on_proxy_done, item))
+        if self.pool is not None and self._hand_over(item):
+            return item.proxy
         if not self.mailbox.put(("new", item)):
             raise RuntimeError("PostProcessor is closed")
         return item.proxy
+
+    def _hand_over(self, item: _Item) -> bool:
+        """Give ``item`` to a ready worker from this thread, if one is free and the engine
+        is not busy: it saves waking the engine thread, which costs more than the hand-off
+        (a copy into shared memory and a small write that cannot block). Never waits."""
+        if threading.current_thread() is self.thread or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            pool = self.pool
+            if self.closing or self.queue or pool is None or pool.idle() is None:
+                return False
+            first = self.timers[0] if self.timers else None
+            self._on_new(item)
+            self._feed()
+            if self.queue or (self.timers and self.timers[0] is not first):
+                # Left in the queue (the worker just died), or the engine sleeps until a
+                # later deadline than the one this item set: it must look again.
+                self.mailbox.put(("tick",))
+            return True
+        finally:
+            self.lock.release()
 
     def close(self) -> None:
         self.mailbox.put(("close",))
@@ -307,23 +331,33 @@ class Engine:
     def _run(self) -> None:
         try:
             if self.kind == "process":
-                self._start_pool()
-            while not (self.closing and self._close_ready()):
+                with self.lock:
+                    self._start_pool()
+            while True:
+                with self.lock:
+                    if self.closing and self._close_ready():
+                        break
+                    wake = self._next_wake()
                 pool = self.pool
                 ready: list[int] = []
                 if pool is None:
-                    messages = self.mailbox.take(self._next_wake())
+                    messages = self.mailbox.take(wake)
                 else:
-                    messages, ready = self.mailbox.take_or_wait(self._next_wake(), pool.wait)
-                for message in messages:
-                    getattr(self, f"_on_{message[0]}")(*message[1:])
-                for fd in ready:
-                    self._on_ready(fd)
-                self._fire_timers()
-                if pool is not None:
-                    self._feed()
+                    messages, ready = self.mailbox.take_or_wait(wake, pool.wait)
+                with self.lock:  # `_hand_over` may change the state from another thread
+                    for message in messages:
+                        getattr(self, f"_on_{message[0]}")(*message[1:])
+                    for fd in ready:
+                        self._on_ready(fd)
+                    self._fire_timers()
+                    if pool is not None:
+                        self._feed()
         finally:
-            self._teardown()
+            with self.lock:
+                self._teardown()
+
+    def _on_tick(self) -> None:
+        """Only wakes the engine: its next wake-up may come sooner now."""
 
     def _next_wake(self) -> float | None:
         when = [self.timers[0][0]] if self.timers else []
@@ -490,7 +524,7 @@ class Engine:
                 pass
         self._gone(worker)
 
-    def _on_message(self, worker: Worker, message: bytes) -> None:
+    def _on_message(self, worker: Worker, message: bytes | memoryview) -> None:
         if not worker.ready:
             worker.ready = message == transport.READY
             return
@@ -672,7 +706,7 @@ class Engine:
             if reply is not None:
                 final = outcome(item.result, reply)
             else:
-                final = replace(item.result, process_error=error)
+                final = transport.evolve(item.result, process_error=error)
             error = final.process_error
         if final is None and reply is not None and reply[0] == "file":
             item.files.append(reply[1])  # a value nobody will read

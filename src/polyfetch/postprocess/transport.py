@@ -34,7 +34,8 @@ import os
 import pickle
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 from typing import Any
 
 try:
@@ -116,11 +117,12 @@ class Spool:
         """``result`` pickled without a big body (in a file if still too big), the files
         made, and the big body left out, which the caller sends its own way."""
         body = result.body
+        cls, values = fields_of(result)
         if body is not None and len(body) > THRESHOLD:
-            result = replace(result, body=None)
+            values = (*values[:_BODY], None, *values[_BODY + 1 :])
         else:
             body = None
-        meta: bytes | str = pickle.dumps(result, PROTOCOL)
+        meta: bytes | str = pickle.dumps((cls, values), PROTOCOL)
         if len(meta) <= THRESHOLD:
             return meta, [], body
         path = os.path.join(self.path, f"in-{item}.meta")  # headers or a URL that big: rare
@@ -188,13 +190,47 @@ def unpack(payload: Payload, segment: Any = None) -> Any:
     """Inverse of `Spool.pack`, in the worker (the parent removes the files later); a body
     given as ``(offset, length)`` is read from the worker's shared ``segment``."""
     meta, body = payload
-    result = pickle.loads(_read(meta) if isinstance(meta, str) else meta)
-    if body is None:
+    cls, values = pickle.loads(_read(meta) if isinstance(meta, str) else meta)
+    if body is not None:
+        if isinstance(body, str):
+            data = _read(body)
+        else:
+            offset, length = body
+            data = segment[offset : offset + length]
+        values = (*values[:_BODY], data, *values[_BODY + 1 :])
+    return cls(*values)
+
+
+def fields_of(result: Any) -> tuple[type, tuple[Any, ...]]:
+    """A `Result`'s class and field values in order: what `evolve` and `unpack` rebuild
+    it from. Faster than pickling the dataclass, which looks its fields up every time."""
+    cls = type(result)
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = [f.name for f in dataclass_fields(cls)]
+        assert names.index("body") == _BODY, "Result's fields moved: update transport._BODY"
+        getter = _GETTERS[cls] = attrgetter(*names)
+    return cls, getter(result)
+
+
+def evolve(result: Any, **change: Any) -> Any:
+    """``dataclasses.replace(result, **change)`` for a `Result`, without its field lookups."""
+    cls, values = fields_of(result)
+    if not change:
         return result
-    if isinstance(body, str):
-        return replace(result, body=_read(body))
-    offset, length = body
-    return replace(result, body=segment[offset : offset + length])
+    names = _NAMES_OF.get(cls)
+    if names is None:
+        names = _NAMES_OF[cls] = {f.name: i for i, f in enumerate(dataclass_fields(cls))}
+    new = list(values)
+    for name, value in change.items():
+        new[names[name]] = value
+    return cls(*new)
+
+
+#: Where `Result.body` is among its fields (`fields_of`).
+_BODY = 5
+_GETTERS: dict[type, Any] = {}
+_NAMES_OF: dict[type, dict[str, int]] = {}
 
 
 def encode_reply(value: object, path: str, inline: int = THRESHOLD) -> Reply:
@@ -217,10 +253,11 @@ def reply_bytes(reply: Reply) -> bytes:
     return _TAGS[tag] + (data if tag == "ok" else data.encode("utf-8", "replace"))
 
 
-def read_reply(message: bytes) -> Reply:
-    """Inverse of `reply_bytes`, in the parent."""
+def read_reply(message: bytes | memoryview) -> Reply:
+    """Inverse of `reply_bytes`, in the parent; an ``"ok"`` reply keeps a view of
+    ``message``, to be decoded before the buffer under it is reused."""
     tag = _NAMES[message[0]]
-    return (tag, message[1:] if tag == "ok" else message[1:].decode("utf-8"))
+    return (tag, message[1:] if tag == "ok" else bytes(message[1:]).decode("utf-8"))
 
 
 def decode_reply(reply: Reply) -> Any:
