@@ -43,6 +43,7 @@ __all__ = [
     "EXECUTORS",
     "CLOSE_GRACE",
     "THRESHOLD",
+    "default_workers",
     # processors
     "BUILTINS",
     "Processor",
@@ -59,7 +60,7 @@ class PostProcessor:
         executor: "process" (a pool of spawned worker processes),
             "thread" (a thread pool), "inline" (in `submit`'s caller), or a
             `concurrent.futures.Executor` of yours, used as is and never shut down.
-        workers: processes or threads of an owned pool; default: the CPU count.
+        workers: processes or threads of an owned pool; default: `default_workers`.
         timeout: seconds one item may run before `ProcessTimeout` (not for "inline").
     """
 
@@ -73,7 +74,7 @@ class PostProcessor:
         check_processing(executor, workers, timeout)
         self._process = process
         self._executor = executor
-        self._workers = workers or os.cpu_count() or 1
+        self._workers = workers or default_workers()
         self._timeout = float(timeout) if timeout is not None else None
         self._processor: Processor | None = None
         self._engine: Engine | None = None
@@ -170,6 +171,20 @@ class PostProcessor:
 
     def __repr__(self) -> str:
         return f"<PostProcessor {self._processor or self._process!r} executor={self._executor!r}>"
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on (its affinity, not the machine's count).
+
+    Measured on 2 cores (scripts/bench-pool, docs/benchmarks.md): 2 workers beside the
+    fetching process beat 1 and 3, because handing a page over costs the fetching process
+    a small fraction of what the parse costs a worker; a third worker only adds start-up
+    and contention.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _kind_of(executor: str | Executor) -> str:

@@ -112,7 +112,7 @@ def outcome(result: Result, reply: transport.Reply) -> Result:
         return transport.evolve(result, process_error=ProcessorFailed(message))
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Item:
     id: int
     result: Result
