@@ -9,8 +9,10 @@ and never with an exception. Results without a response pass through, done.
 
 Except for "inline" (the processor runs inside `submit`), one engine thread owns
 all state. Everything else only posts messages to it: `submit` ("new"), a
-thread pool's done-callbacks ("done"), a cancelled future's callback ("cancel")
-and `close`. Callbacks stay cheap and may run in any thread; no lock is held
+thread pool's done-callbacks ("done"), a cancelled future's callback ("cancel",
+but for the process pool, which looks at an item's future when it is the item's
+turn) and `close`; `submit` may also hand a page to a free worker itself, under
+the engine's lock (`Engine._hand_over`). Callbacks stay cheap and may run in any thread; no lock is held
 while a pool is called; the thread also keeps the timers in a heap, so there is
 no timer thread per item. Under gevent's patching that thread is a greenlet
 and every wait in here is cooperative.
@@ -286,8 +288,11 @@ class Engine:
 
     def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
         item = _Item(next(self.ids), result, Future(), processor or self.processor)
-        item.proxy.add_done_callback(partial(self._on_proxy_done, item))
-        if self.pool is not None and self._hand_over(item):
+        if self.kind != "process":
+            # The process pool looks at a cancelled future when it is that item's turn
+            # instead: a callback per page costs more than the few it would catch early.
+            item.proxy.add_done_callback(partial(self._on_proxy_done, item))
+        elif self.pool is not None and self._hand_over(item):
             return item.proxy
         if not self.mailbox.put(("new", item)):
             raise RuntimeError("PostProcessor is closed")
@@ -457,6 +462,9 @@ class Engine:
             if worker is None:
                 return
             item = self.queue.popleft()
+            if item.proxy.cancelled():
+                self._finish(item, cancelled=True)
+                continue
             try:
                 self._send(item, worker)
             except OSError as exc:
