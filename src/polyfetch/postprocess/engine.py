@@ -12,9 +12,9 @@ all state. Everything else only posts messages to it: `submit` ("new"), a
 thread pool's done-callbacks ("done"), a cancelled future's callback ("cancel",
 but for the process pool, which looks at an item's future when it is the item's
 turn) and `close`; `submit` may also hand a page to a free worker itself, under
-the engine's lock (`Engine._hand_over`). Callbacks stay cheap and may run in any thread; no lock is held
-while a pool is called; the thread also keeps the timers in a heap, so there is
-no timer thread per item. Under gevent's patching that thread is a greenlet
+the engine's lock (`Engine._hand_over`). Callbacks stay cheap and may run in
+any thread; the thread also keeps the timers in a heap, so there is no timer
+thread per item. Under gevent's patching that thread is a greenlet
 and every wait in here is cooperative.
 
 The owned process pool (executor "process", `_pool`) is driven by this thread
