@@ -485,6 +485,43 @@ def test_big_pages_and_values_go_through_files(make: Callable[..., PostProcessor
     assert not os.path.exists(path)
 
 
+def test_bodies_past_a_segment_place_go_through_files(make: Callable[..., PostProcessor]):
+    pp = make(f"{FIXTURE}:reverse", workers=1)
+    bodies = [b"s" * 150_000, bytes(range(256)) * 6000, b"t" * 200]  # shared memory, file, inline
+    assert len(bodies[1]) > transport.PLACE
+    got = results(pp, [page(i, body=b) for i, b in enumerate(bodies)])
+    assert [r.processed for r in got] == [b[::-1] for b in bodies]
+    assert spool_files(pp) == []
+
+
+def test_workers_start_and_import_the_processor_before_the_first_page(tmp_path: Path):
+    out = run_script(
+        tmp_path,
+        """
+        import json, sys, time
+        from polyfetch.postprocess import PostProcessor
+
+        with PostProcessor("tests.processors_fixture:sleep", workers=2) as pp:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                pool = pp._engine.pool
+                if pool and len(pool.workers) == 2 and all(w.ready for w in pool.workers.values()):
+                    break
+                time.sleep(0.01)
+            ready = [w.ready for w in pp._engine.pool.workers.values()]
+            print(json.dumps({"ready": ready, "submitted": pp.statistics()["submitted"]}))
+        """,
+    )
+    assert out == {"ready": [True, True], "submitted": 0}  # ready, with no page handed over
+
+
+def test_default_workers_are_the_cpus_this_process_may_use():
+    from polyfetch.postprocess import default_workers
+
+    assert default_workers() == len(os.sched_getaffinity(0))
+    assert PostProcessor("sha256")._workers == default_workers()
+
+
 def test_spools_of_killed_processes_are_swept():
     code = "from polyfetch.postprocess import transport; print(transport.Spool().path)"
     leaked = subprocess.run(
