@@ -36,6 +36,7 @@ from polyfetch.bench.run import (
 )
 from polyfetch.bench.scenarios import BUILDERS, Point, scenarios
 from polyfetch.cli import main
+from polyfetch.server import build_html
 from tests.conftest import closed_port
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -72,8 +73,11 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         assert record["cpu_s"] > 0 and record["wall_s"] > 0 and record["rss_mib"] > 0
         assert record["p99_ms"] >= record["p50_ms"] > 0
         assert (record["efficiency"] is None) == (point.latency_ms == 0)
-        if point.executor == "process":  # the pool's workers were counted
+        if point.executor == "process":  # the pool's workers were counted, apart
             assert record["children_rss_mib"] > 0
+            assert record["workers_us_per_request"] > 0 < record["parent_us_per_request"]
+            parts = record["parent_us_per_request"] + record["workers_us_per_request"]
+            assert abs(parts - record["cpu_us_per_request"]) < 1, record
     assert results["static_server"].startswith("nginx " if nginx.available() else "the built-in")
     clients = {c["client"] for c in results["cells"]}
     assert set(polyfetch.available_backends()) <= clients
@@ -88,6 +92,7 @@ def test_quick_run_writes_results_report_and_plots(tmp_path):
         png = out / f"{name}.png"
         assert png.read_bytes().startswith(PNG_MAGIC) and png.stat().st_size > 10_000
         assert f"]({name}.png)" in text
+    assert "parent µs/req" in text and "its workers" in text  # the hand-off's cost, shown
     assert "When" not in proc.stderr  # the tables and verdicts went to stdout
     assert "wins with" in proc.stdout
 
@@ -465,6 +470,10 @@ def test_nginx_serves_every_size_in_its_own_group_and_dies_with_it(tmp_path):
         for size in nginx.SIZES:
             with urllib.request.urlopen(f"{web.base}/bytes/{size}?i=7", timeout=10) as resp:
                 assert resp.status == 200 and len(resp.read()) == size
+        for size in nginx.HTML_SIZES:  # the built-in server's page, byte for byte
+            with urllib.request.urlopen(f"{web.base}/html/{size}?i=7", timeout=10) as resp:
+                assert resp.headers["Content-Type"] == "text/html; charset=utf-8"
+                assert resp.read() == build_html(size)
         assert web.delays == os.path.exists(nginx.ECHO_MODULE)
         if web.delays:  # milliseconds, as the built-in server's /delay/{ms}
             for ms in (5, 250, 1250):

@@ -62,14 +62,17 @@ def results(pp: PostProcessor, pages: list[Result]) -> list[Result]:
 
 
 def spool_files(pp: PostProcessor) -> list[str]:
+    """The files in the spool of ``pp``, but for the shared segments of its live workers."""
     assert pp._engine is not None and pp._engine.spool is not None
-    return os.listdir(pp._engine.spool.path)
+    pool = pp._engine.pool
+    live = {os.path.basename(w.segment.path) for w in pool.workers.values()} if pool else set()
+    return [name for name in os.listdir(pp._engine.spool.path) if name not in live]
 
 
 def running(pp: PostProcessor) -> int:
     """How many items the workers of ``pp`` run right now."""
-    generation = pp._engine.generation if pp._engine is not None else None
-    return len(generation.running()) if generation is not None else 0
+    pool = pp._engine.pool if pp._engine is not None else None
+    return sum(pool.running(w) is not None for w in pool.workers.values()) if pool else 0
 
 
 def gone(pid: int) -> bool:
@@ -352,7 +355,7 @@ def test_worker_that_cannot_import_the_processor(make, tmp_path, monkeypatch):
     got = results(pp, [page(0), page(1)])
     assert all(isinstance(r.process_error, ProcessorFailed) for r in got)
     assert "ModuleNotFoundError" in got[0].process_error.message  # type: ignore[union-attr]
-    assert pp.statistics()["pools"] == 1  # an ordinary error, not a broken pool
+    assert pp.statistics()["replaced"] == 0  # an ordinary error, not a dead worker
 
 
 def test_worker_that_dies_on_an_item(make: Callable[..., PostProcessor]):
@@ -367,7 +370,7 @@ def test_worker_that_dies_on_an_item(make: Callable[..., PostProcessor]):
     assert all(r.process_error is None for i, r in enumerate(got) if i != 3)
     assert sorted(r.index for r in got) == list(range(12))
     stats = pp.statistics()
-    assert stats["pools"] == 3 and stats["worker_died"] == 1 and stats["processed"] == 11
+    assert stats["replaced"] == 2 and stats["worker_died"] == 1 and stats["processed"] == 11
     assert spool_files(pp) == []
     # and the run goes on
     assert all(r.process_error is None for r in results(pp, [page(20), page(21)]))
@@ -394,7 +397,7 @@ def test_worker_killed_from_outside(make: Callable[..., PostProcessor], tmp_path
     assert result.process_error is None  # blamed once, resubmitted, done
     assert int(pidfile.read_text()) != first
     assert all(f.result(WAIT).process_error is None for f in others)
-    assert pp.statistics()["pools"] == 2
+    assert pp.statistics()["replaced"] == 1
 
 
 def test_a_worker_killed_while_idle_blames_nobody(make: Callable[..., PostProcessor], tmp_path):
@@ -404,12 +407,12 @@ def test_a_worker_killed_while_idle_blames_nobody(make: Callable[..., PostProces
     busy = pp.submit(page(2, f"s=0.6&pidfile={pidfile}"))
     assert wait_until(pidfile.exists)
     engine_ = pp._engine
-    assert engine_ is not None and engine_.generation is not None
-    idle = set(engine_.generation.processes() or ()) - {int(pidfile.read_text())}
+    assert engine_ is not None and engine_.pool is not None
+    idle = {w.pid for w in engine_.pool.workers.values()} - {int(pidfile.read_text())}
     os.kill(idle.pop(), signal.SIGKILL)
     assert busy.result(WAIT).process_error is None  # lost with the pool, resubmitted, done
     stats = pp.statistics()
-    assert stats["pools"] == 2 and stats["resubmitted"] == 1 and stats["worker_died"] == 0
+    assert stats["replaced"] == 1 and stats["resubmitted"] == 0 and stats["worker_died"] == 0
 
 
 def test_innocent_neighbours_are_not_blamed(make: Callable[..., PostProcessor]):
@@ -452,7 +455,7 @@ def test_timeout_kills_the_stuck_worker_and_recovers(make: Callable[..., PostPro
     assert all(f.result(WAIT).process_error is None for f in futures[1:])
     assert all(r.process_error is None for r in results(pp, [page(10, "s=0.1"), page(11)]))
     stats = pp.statistics()
-    assert stats["timeouts"] == 1 and stats["pools"] == 2 and stats["worker_died"] == 0
+    assert stats["timeouts"] == 1 and stats["replaced"] == 1 and stats["worker_died"] == 0
     assert spool_files(pp) == []
 
 
@@ -477,9 +480,46 @@ def test_big_pages_and_values_go_through_files(make: Callable[..., PostProcessor
     got = results(pp, [page(i, body=b) for i, b in enumerate(bodies)])
     assert [r.processed for r in got] == [b[::-1] for b in bodies]
     path = pp._engine.spool.path  # type: ignore[union-attr]
-    assert os.listdir(path) == []
+    assert spool_files(pp) == []
     pp.close()
     assert not os.path.exists(path)
+
+
+def test_bodies_past_a_segment_place_go_through_files(make: Callable[..., PostProcessor]):
+    pp = make(f"{FIXTURE}:reverse", workers=1)
+    bodies = [b"s" * 150_000, bytes(range(256)) * 6000, b"t" * 200]  # shared memory, file, inline
+    assert len(bodies[1]) > transport.PLACE
+    got = results(pp, [page(i, body=b) for i, b in enumerate(bodies)])
+    assert [r.processed for r in got] == [b[::-1] for b in bodies]
+    assert spool_files(pp) == []
+
+
+def test_workers_start_and_import_the_processor_before_the_first_page(tmp_path: Path):
+    out = run_script(
+        tmp_path,
+        """
+        import json, sys, time
+        from polyfetch.postprocess import PostProcessor
+
+        with PostProcessor("tests.processors_fixture:sleep", workers=2) as pp:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                pool = pp._engine.pool
+                if pool and len(pool.workers) == 2 and all(w.ready for w in pool.workers.values()):
+                    break
+                time.sleep(0.01)
+            ready = [w.ready for w in pp._engine.pool.workers.values()]
+            print(json.dumps({"ready": ready, "submitted": pp.statistics()["submitted"]}))
+        """,
+    )
+    assert out == {"ready": [True, True], "submitted": 0}  # ready, with no page handed over
+
+
+def test_default_workers_are_the_cpus_this_process_may_use():
+    from polyfetch.postprocess import default_workers
+
+    assert default_workers() == len(os.sched_getaffinity(0))
+    assert PostProcessor("sha256")._workers == default_workers()
 
 
 def test_spools_of_killed_processes_are_swept():
@@ -528,7 +568,7 @@ def test_close_kills_what_runs_too_long(make, monkeypatch: pytest.MonkeyPatch):
     pp = make(f"{FIXTURE}:sleep", workers=2)
     futures = [pp.submit(page(i, "s=60")) for i in range(4)]
     assert wait_until(lambda: running(pp) == 2)
-    pids = list(pp._engine.generation.processes() or ())  # type: ignore[union-attr]
+    pids = [w.pid for w in pp._engine.pool.workers.values()]  # type: ignore[union-attr]
     started = time.monotonic()
     pp.close()
     assert time.monotonic() - started < 3
@@ -609,10 +649,10 @@ if __name__ == "__main__":
     except KeyboardInterrupt:
         out["interrupted"] = True
     out["errors"] = [str(f.result(30).process_error) for f in futures if f.result(30).process_error]
-    out["pools"] = pp.statistics()["pools"]
+    out["replaced"] = pp.statistics()["replaced"]
     futures = [pp.submit(page(i, 0.3)) for i in range(8)]
     time.sleep(0.2)
-    pids = list(pp._engine.generation.processes())
+    pids = [w.pid for w in pp._engine.pool.workers.values()]
     try:
         os.killpg(0, signal.SIGINT)
         time.sleep(10)
@@ -631,7 +671,7 @@ if __name__ == "__main__":
 def test_ctrl_c_does_not_break_the_pool_and_close_does_not_hang(tmp_path: Path):
     out = run_script(tmp_path, SIGINT_SCRIPT)
     assert out["interrupted"]
-    assert out["errors"] == [] and out["pools"] == 1
+    assert out["errors"] == [] and out["replaced"] == 0
     assert out["close_seconds"] < engine.CLOSE_GRACE + 1
     # Running: one per worker, and up to workers + 1 more in the executor's call queue.
     assert 2 <= out["finished"] <= 5 and out["finished"] + out["cancelled"] == 8
@@ -656,7 +696,7 @@ def main():
             for i, q in enumerate(queries)
         ]
         errors = [str(f.result(60).process_error) for f in futures]
-        print(json.dumps({"errors": errors, "pools": pp.statistics()["pools"]}))
+        print(json.dumps({"errors": errors, "replaced": pp.statistics()["replaced"]}))
 
 if __name__ == "__main__":
     main()
@@ -671,7 +711,7 @@ def test_workers_reaped_by_someone_else(tmp_path: Path, reaper: str):
     # The exit code is unknown when the status was reaped elsewhere first (the usual case).
     died = r"the worker process died( \(exit code -9\))? while processing this item, twice"
     assert re.fullmatch(died, out["errors"][1])
-    assert out["pools"] == 3
+    assert out["replaced"] == 2
 
 
 GEVENT_SCRIPT = """
@@ -698,7 +738,8 @@ def main():
         out["correct"] = sum(gevent.pool.Pool(100).imap_unordered(one, range(n)))
         out["seconds"] = time.monotonic() - started
         out["stats"] = pp.statistics()
-        out["spool_left"] = os.listdir(spool)
+        live = {os.path.basename(w.segment.path) for w in pp._engine.pool.workers.values()}
+        out["spool_left"] = [name for name in os.listdir(spool) if name not in live]
 
     # fut.result() waits cooperatively: a ticker greenlet keeps running meanwhile.
     ticks = []
@@ -729,7 +770,7 @@ def test_gevent_big_messages_do_not_deadlock(tmp_path: Path):
     out = run_script(tmp_path, GEVENT_SCRIPT, "500", gevent=True)
     assert out["correct"] == 500
     assert out["seconds"] < 100
-    assert out["stats"]["processed"] == 500 and out["stats"]["pools"] == 1
+    assert out["stats"]["processed"] == 500 and out["stats"]["replaced"] == 0
     assert out["spool_left"] == []
     assert out["slept_ok"] and out["waited"] >= 0.5
     assert out["ticks"] >= 10  # 10 ms ticks over 0.5 s: the hub ran while we waited

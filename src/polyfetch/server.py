@@ -147,7 +147,7 @@ _WORD_TEXT = (
 _WORDS = _WORD_TEXT.split()
 
 
-def _build_html(size: int) -> bytes:
+def build_html(size: int) -> bytes:
     """A deterministic UTF-8 HTML page of about `size` bytes with many links."""
     head = (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
@@ -447,7 +447,7 @@ async def loop(request: web.Request) -> web.Response:
 async def html(request: web.Request) -> web.Response:
     """``/html/{size}``: a deterministic HTML page of about size bytes."""
     size = _int(request.match_info["size"], "size", 0, MAX_HTML)
-    body = await request.app[_BODIES].get(("html", size), functools.partial(_build_html, size))
+    body = await request.app[_BODIES].get(("html", size), functools.partial(build_html, size))
     return web.Response(body=body, headers={"Content-Type": "text/html; charset=utf-8"})
 
 

@@ -2,8 +2,9 @@
 
 The built-in server is Python: past a few thousand requests a second it is the
 bottleneck, and the bench would measure it instead of the clients. nginx serves
-the same paths (``/bytes/100``, ``/bytes/1024``, ``/bytes/1048576``: files made
-here, the query string ignored) from one worker on 127.0.0.1. With the echo
+the same paths (``/bytes/100``, ``/bytes/1024``, ``/bytes/1048576``, and the ~100 KB HTML
+page ``/html/102400`` of the cpu scenario: files made here, the query string ignored) from one
+worker on 127.0.0.1. With the echo
 module (Debian's ``libnginx-mod-http-echo``) it also serves ``/delay/{ms}``: the
 100-byte file after ``ms`` milliseconds, a timer in C where the built-in server
 spends ~270 µs of Python per request. Everything it writes (config, pid, logs,
@@ -25,6 +26,8 @@ from polyfetch.testing.servers import stop as stop  # kills the process group: m
 
 #: the body sizes served, as ``/bytes/{size}``
 SIZES = (100, 1024, 1048576)
+#: the HTML pages served, as ``/html/{size}`` (the built-in server's pages, byte for byte)
+HTML_SIZES = (102400,)
 
 #: where Debian's nginx looks for dynamic modules (``nginx -V``: ``--modules-path``)
 _MODULES = "/usr/lib/nginx/modules"
@@ -62,7 +65,8 @@ http {{
         image/jpeg jpg jpeg; image/gif gif; application/gzip gz;
     }}
     server {{{listen}
-        root {dir}/www;{delays}
+        root {dir}/www;
+        location /html/ {{ default_type "text/html; charset=utf-8"; }}{delays}
     }}
 }}
 """
@@ -133,6 +137,13 @@ def _start(
     for size in SIZES:
         with open(os.path.join(www, str(size)), "wb") as f:
             f.write(b"x" * size)
+    from polyfetch.server import build_html
+
+    pages = os.path.join(directory, "www", "html")
+    os.makedirs(pages, exist_ok=True)
+    for size in HTML_SIZES:
+        with open(os.path.join(pages, str(size)), "wb") as f:
+            f.write(build_html(size))
     # as root the worker would run as nobody, who cannot read a private temp dir
     user = "user root;\n" if os.geteuid() == 0 else ""
     for attempt in range(3):  # the port may be taken between choosing and binding it

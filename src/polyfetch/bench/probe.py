@@ -7,7 +7,9 @@ first. SPEC is JSON: ``{"client": ..., "point": {...}, "base": ..., "ca": ...}``
 where the client is a backend name or ``peer:NAME`` and ``ca`` the CA file of a
 TLS point. Prints one JSON line of figures.
 CPU time and peak RSS count this process and its reaped children (the
-processing workers, or curl), which all finish before the figures are taken.
+processing workers, or curl), which all finish before the figures are taken;
+with post-processing, the fetching process's share and the workers' are also
+given apart.
 """
 
 from __future__ import annotations
@@ -25,12 +27,13 @@ from typing import Any, cast
 from polyfetch.bench.scenarios import Point
 
 
-def _cpu() -> float:
+def _cpu() -> tuple[float, float]:
+    """CPU seconds of this process, and of its reaped children (processing workers, curl)."""
     own, kids = (
         resource.getrusage(resource.RUSAGE_SELF),
         resource.getrusage(resource.RUSAGE_CHILDREN),
     )
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+    return own.ru_utime + own.ru_stime, kids.ru_utime + kids.ru_stime
 
 
 def _peak_rss_mib() -> float:
@@ -89,15 +92,19 @@ def _fetch(backend: str, point: Point, urls: list[str], ca: str | None) -> list[
 def measure(client: str, point: Point, base: str, ca: str | None = None) -> dict[str, Any]:
     """Run ``point`` with ``client``; wall and CPU time, latency percentiles, RSS, outcomes."""
     urls = point.urls(base)
-    wall0, cpu0 = time.perf_counter(), _cpu()
+    wall0, (own0, kids0) = time.perf_counter(), _cpu()
     if client.startswith("peer:"):
         from polyfetch.bench import peers
 
         outcomes = peers.run(client[5:], urls, point.concurrency)
     else:
         outcomes = _fetch(client, point, urls, ca)
-    wall, cpu = time.perf_counter() - wall0, _cpu() - cpu0
-    return figures(client, point, outcomes, wall, cpu)
+    wall, (own, kids) = time.perf_counter() - wall0, _cpu()
+    record = figures(client, point, outcomes, wall, own - own0 + kids - kids0)
+    if point.process:  # the hand-off's cost shows in the fetching process's own share
+        record["parent_us_per_request"] = (own - own0) / point.requests * 1e6
+        record["workers_us_per_request"] = (kids - kids0) / point.requests * 1e6
+    return record
 
 
 def figures(

@@ -184,6 +184,12 @@ def _against_first(
         if others:
             out.append(f"{name}: on {client}, against {first['x']}: " + "; ".join(others) + ".")
     for p, r in figures:
+        if p.get("executor") == "process" and "parent_us_per_request" in r:
+            out.append(
+                f"{name}: with the process pool, {client}'s fetching process spent "
+                f"{r['parent_us_per_request']:,.0f} µs CPU per item (fetching and handing "
+                f"over), its workers {r['workers_us_per_request']:,.0f} µs."
+            )
         if p["latency_ms"] and "wall_s" in r:
             calls = p["requests"] * p["latency_ms"] / 1000 / r["wall_s"]
             out.append(
@@ -232,6 +238,8 @@ COLUMNS = (
     Column("wall s", False),
     Column("CPU s", False),
     Column("CPU µs/req", True),
+    Column("parent µs/req", True),
+    Column("workers µs/req", True),
     Column("p50 ms", True),
     Column("p99 ms", True),
     Column("RSS MiB", True),
@@ -253,6 +261,12 @@ def _rate(r: dict[str, Any], wide: bool) -> str:
     return f"{text} ±{(r['rps_max'] - r['rps_min']) / 2 / r['rps']:.0%}"
 
 
+def _us(record: dict[str, Any], name: str) -> str:
+    """A µs figure a record may lack (only runs with post-processing have the split)."""
+    value = record.get(name)
+    return f"{value:,.0f}" if value is not None else "-"
+
+
 def table(
     results: dict[str, Any],
     rows: dict[str, dict[str, Any]],
@@ -267,7 +281,7 @@ def table(
             key = f"{point['key']}/{client}"
             r = rows[key]
             if "failed" in r:
-                body.append([str(point["x"]), client, *["-"] * 11, f"failed: {r['failed']}"])
+                body.append([str(point["x"]), client, *["-"] * 13, f"failed: {r['failed']}"])
                 continue
             model = model_seconds(results, rows, key)
             errors = ", ".join(f"{k} {v}" for k, v in r["errors"].items()) or "0"
@@ -279,6 +293,8 @@ def table(
                     f"{r['wall_s']:.2f}",
                     f"{r['cpu_s']:.2f}",
                     f"{r['cpu_us_per_request']:,.0f}",
+                    _us(r, "parent_us_per_request"),
+                    _us(r, "workers_us_per_request"),
                     f"{r['p50_ms']:.1f}",
                     f"{r['p99_ms']:.1f}",
                     f"{r['rss_mib']:.0f}",

@@ -244,6 +244,9 @@ def summarize(records: Iterable[dict[str, Any]]) -> dict[str, Any]:
     row = dict(good[(len(good) - 1) // 2])  # the run of median wall time
     for name in ("cpu_s", "cpu_us_per_request", "p50_ms", "p99_ms", "rss_mib"):
         row[name] = statistics.median(r[name] for r in good)
+    for name in ("parent_us_per_request", "workers_us_per_request"):  # with processing only
+        if all(name in r for r in good):
+            row[name] = statistics.median(r[name] for r in good)
     row["rps_min"] = min(r["rps"] for r in good)
     row["rps_max"] = max(r["rps"] for r in good)
     row["runs"] = len(good)

@@ -11,8 +11,8 @@ processing overlap::
     processed = future.result()         # the result with .processed / .process_error
     pp.close()
 
-Modules: `engine` (the engine thread, timers, worker recovery), `_pool` (one
-generation of the process pool, and blame), `_worker` (what runs in a worker),
+Modules: `engine` (the engine thread, timers, worker recovery), `_pool` (the
+process pool's workers and their pipes), `_worker` (what runs in a worker),
 `transport` (small messages: big pages and values go through files, for
 gevent's sake), `spec` (naming processors for worker processes) and
 `builtins` (``html``, ``sha256``, ``text``). Importing this package imports
@@ -43,6 +43,7 @@ __all__ = [
     "EXECUTORS",
     "CLOSE_GRACE",
     "THRESHOLD",
+    "default_workers",
     # processors
     "BUILTINS",
     "Processor",
@@ -59,7 +60,7 @@ class PostProcessor:
         executor: "process" (a pool of spawned worker processes),
             "thread" (a thread pool), "inline" (in `submit`'s caller), or a
             `concurrent.futures.Executor` of yours, used as is and never shut down.
-        workers: processes or threads of an owned pool; default: the CPU count.
+        workers: processes or threads of an owned pool; default: `default_workers`.
         timeout: seconds one item may run before `ProcessTimeout` (not for "inline").
     """
 
@@ -73,7 +74,7 @@ class PostProcessor:
         check_processing(executor, workers, timeout)
         self._process = process
         self._executor = executor
-        self._workers = workers or os.cpu_count() or 1
+        self._workers = workers or default_workers()
         self._timeout = float(timeout) if timeout is not None else None
         self._processor: Processor | None = None
         self._engine: Engine | None = None
@@ -115,7 +116,9 @@ class PostProcessor:
     def submit(self, result: Result, processor: Processor | None = None) -> Future[Result]:
         """Hand over one result; the future completes with it processed, and never raises.
 
-        Thread-safe, does no I/O and never waits for processing. The future
+        Thread-safe and never waits: a page for a free worker of the process pool is
+        handed over from the calling thread (a copy into shared memory and a small write
+        that cannot block), any other goes to the engine thread. The future
         may be cancelled at any time; its outcome is then dropped. Its
         done-callbacks run in the engine thread: keep them cheap, and never
         wait on another of these futures in one. ``processor`` (from `resolve`, checked
@@ -156,7 +159,7 @@ class PostProcessor:
 
     def statistics(self) -> dict[str, int]:
         """Counters: submitted, processed, failed, timeouts, worker_died, resubmitted,
-        cancelled, and pools (process pools started: 1 + the ones replaced)."""
+        cancelled, and replaced (workers started in place of dead or stuck ones)."""
         engine = self._engine
         return dict(engine.stats) if engine is not None else {}
 
@@ -168,6 +171,20 @@ class PostProcessor:
 
     def __repr__(self) -> str:
         return f"<PostProcessor {self._processor or self._process!r} executor={self._executor!r}>"
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may run on (its affinity, not the machine's count).
+
+    Measured on 2 cores (scripts/bench-pool, docs/benchmarks.md): 2 workers beside the
+    fetching process beat 1 and 3, because handing a page over costs the fetching process
+    a small fraction of what the parse costs a worker; a third worker only adds start-up
+    and contention.
+    """
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _kind_of(executor: str | Executor) -> str:

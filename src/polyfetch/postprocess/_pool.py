@@ -1,16 +1,23 @@
-"""One generation of the owned process pool, and what it knows when it breaks.
+"""The owned process pool: workers the engine starts, talks to and replaces one at a time.
 
-A `ProcessPoolExecutor` cannot lose a worker and go on: one dead worker fails
-every pending future with `BrokenProcessPool`. So the engine treats a pool as
-disposable. A `Generation` is one `ProcessPoolExecutor` plus the shared slot
-array its workers report into (see `_worker`); when it breaks it is retired
-(every process killed and joined) and the next dispatch starts a new one.
+Each worker is a spawned process (`_spawn`) with a pipe of its own (a socket
+pair). The engine thread writes requests into it and reads the replies, in
+order, with at most `DEPTH` requests outstanding per worker: one running and
+one waiting, so that a worker never idles while its next page is on the way.
+There is no executor manager thread and no queue feeder thread, so a page
+costs the parent one wake-up of the engine thread to hand it over and one to
+take the reply, and nothing else.
 
-Who is to blame is decided from a snapshot taken in the first
-`BrokenProcessPool` callback, which the executor's manager thread runs *before*
-it terminates the surviving workers: the dead processes are exactly the ones
-that died on their own, and the slots say which item each was running. Items
-that were queued, or running in a healthy worker, are not blamed.
+Nothing written to a pipe can block: requests are small (`transport`), replies
+at most `transport.REPLY_INLINE` bytes, and each end's buffer holds all that a
+side can owe the other at once (`transport.PIPE_BUFFER`). Under gevent's
+patching, where the engine thread is a greenlet on the main thread, a blocked
+write would stall the hub, or deadlock it (gevent#936).
+
+A worker that dies affects only its own items: the one it was running (its slot
+in the shared array says which) is blamed, the one waiting behind it is handed
+to another worker, and a new worker takes the dead one's place. The other
+workers go on undisturbed.
 """
 
 from __future__ import annotations
@@ -18,132 +25,221 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import struct
 import time
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from polyfetch.postprocess import _worker
+from polyfetch.postprocess import _worker, transport
+
+#: Requests a worker may have outstanding: the one it runs and the next.
+DEPTH = 2
+#: Seconds a worker asked to stop (its pipe closed) has before it is killed.
+STOP_GRACE = 2.0
 
 _SIGMASK = hasattr(signal, "pthread_sigmask")
+#: The frame header of `multiprocessing.connection.Connection`: the message's size.
+_HEADER = struct.Struct("!i")
+#: Where the engine thread reads replies into (only it reads them).
+_SCRATCH = bytearray(transport.PIPE_BUFFER)
+_VIEW = memoryview(_SCRATCH)
 
 
 @dataclass(eq=False)
-class Culprit:
-    """The item a dead worker was running."""
+class Worker:
+    """One worker process, its end of the pipe, its shared memory, and the items handed
+    to it, oldest first."""
 
-    pid: int
-    exitcode: int | None
+    index: int
+    process: Any
+    conn: Any
+    segment: transport.Segment
+    ready: bool = False
+    inflight: deque[Any] = field(default_factory=deque)
+    #: Killed by the engine (a timeout, the close): its items are not to blame.
+    killed: bool = False
+    #: What was read from its pipe and does not make a whole message yet.
+    pending: bytearray = field(default_factory=bytearray)
 
+    @property
+    def pid(self) -> int:
+        return int(self.process.pid)
 
-@dataclass(eq=False)
-class Generation:
-    """A process pool and its slots; ``number`` counts pools started by one engine."""
+    def receive(self) -> list[bytes | memoryview] | None:
+        """The whole messages its pipe holds now (read once: call when it is readable), or
+        None at the end of file. Frames are `multiprocessing.connection.Connection`'s.
 
-    number: int
-    executor: Executor
-    slots: Any
-    #: item id -> the dead worker that was running it; set by `snapshot` when the pool breaks.
-    culprits: dict[int, Culprit] | None = None
-    #: pids the engine killed itself (timeouts, retirement): their items are not to blame.
-    killed: set[int] = field(default_factory=set)
-    retired: bool = False
-
-    @classmethod
-    def start(
-        cls, number: int, workers: int, context: Any, main: tuple[str, str] | None = None
-    ) -> Generation:
-        """A new pool; ``main`` says where its workers find a processor of ``__main__``."""
-        from concurrent.futures import ProcessPoolExecutor
-
-        slots = context.Array("q", workers * _worker.SLOT, lock=False)
-        counter = context.Value("i", 0)
-        executor = ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=context,
-            initializer=_worker.initialize,
-            initargs=(slots, counter, main),
-        )
-        return cls(number, executor, slots)
-
-    def processes(self) -> dict[int, Any] | None:
-        """pid -> Process, from the executor's private ``_processes`` (CPython 3.8-3.14)."""
-        procs = getattr(self.executor, "_processes", None)
-        return dict(procs) if isinstance(procs, dict) else None
-
-    def running(self) -> dict[int, tuple[int, float]]:
-        """item id -> (pid, start in `time.monotonic` seconds) of what the workers run now."""
-        slots, found = self.slots, {}
-        for base in range(0, len(slots), _worker.SLOT):
-            item = slots[base + _worker.ITEM]
-            start = slots[base + _worker.START]
-            if item:
-                found[item] = (slots[base + _worker.PID], start / 1e9)
-        return found
-
-    def snapshot(self) -> None:
-        """Record which items the dead workers were running (called when the pool breaks)."""
-        running = self.running()
-        procs = self.processes()
-        if procs is None:
-            # Cannot tell the dead from the living: every running item is a suspect.
-            self.culprits = {item: Culprit(pid, None) for item, (pid, _) in running.items()}
-            return
-        dead = {pid: p for pid, p in procs.items() if exited(p)}
-        self.culprits = {
-            item: Culprit(pid, _exitcode(dead[pid]))
-            for item, (pid, _) in running.items()
-            if pid in dead
-        }
-
-    def kill(self, pid: int) -> None:
-        """SIGKILL one worker of this pool (a stuck one), if it is still ours."""
-        procs = self.processes()
-        if procs is not None and (pid not in procs or exited(procs[pid])):
-            return  # gone already: never signal a pid that may have been reused
-        self.killed.add(pid)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        """`Executor.submit`, with SIGINT blocked while it may start a worker.
-
-        A spawned worker inherits the signal mask of the thread that starts it,
-        so it begins life with SIGINT blocked and no Ctrl+C can kill it before
-        its initializer has set SIGINT to be ignored. (Blocked only around the
-        call: under gevent this thread is the main thread.)
+        A message may be a view of a buffer the next call reuses: use it before that.
         """
-        if not _SIGMASK:
-            return self.executor.submit(fn, *args)
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        # Into one reused buffer: `os.read` would allocate (mmap) and shrink (mremap) one
+        # buffer per call, three system calls more per page.
+        size = os.readv(self.conn.fileno(), [_SCRATCH])
+        if not size:
+            return None
+        data: bytes | bytearray | memoryview
+        if self.pending:
+            self.pending += _VIEW[:size]
+            data = self.pending
+        else:
+            data = _VIEW[:size]
+        messages: list[bytes | memoryview] = []
+        used = 0
+        while len(data) - used >= 4:
+            (length,) = _HEADER.unpack_from(data, used)
+            if len(data) - used - 4 < length:
+                break
+            message = data[used + 4 : used + 4 + length]
+            # A view of the scratch buffer, or a copy: the pending buffer shrinks below.
+            messages.append(message if isinstance(message, memoryview) else bytes(message))
+            used += 4 + length
+        if data is self.pending:
+            del self.pending[:used]
+        else:
+            self.pending += data[used:]
+        return messages
+
+
+class Pool:
+    """The owned workers: ``size`` places, each held by one live worker at a time, and one
+    `select.poll` watching their pipes and process sentinels (and the engine's wake-up)."""
+
+    def __init__(
+        self, size: int, context: Any, main: tuple[str, str] | None, name: str, spool: str
+    ) -> None:
+        """``main`` says where workers find a processor of ``__main__``; ``name`` is the
+        processor they import before saying they are ready; ``spool`` holds their segments."""
+        import select  # not at import: gevent must patch it first
+
+        self.size = size
+        self.context = context
+        self.main = main
+        self.name = name
+        self.spool = spool
+        self.slots = context.Array("q", size * _worker.SLOT, lock=False)
+        self.workers: dict[int, Worker] = {}
+        #: fd of a pipe or a process sentinel -> its worker
+        self.fds: dict[int, Worker] = {}
+        self.poller = select.poll()
+        self._readable = select.POLLIN | select.POLLHUP | select.POLLERR
+        self._spawned = 0
+
+    def watch(self, fd: int) -> None:
+        """Wake `wait` when ``fd`` is readable too."""
+        self.poller.register(fd, self._readable)
+
+    def wait(self, timeout: float | None) -> list[int]:
+        """The fds that are readable (or closed) within ``timeout`` seconds."""
+        events = self.poller.poll(None if timeout is None else timeout * 1000)
+        return [fd for fd, _ in events]
+
+    def spawn(self, index: int) -> Worker:
+        """Start a worker in place ``index`` (raises OSError if it cannot be started).
+
+        SIGINT is blocked while it starts: a spawned process inherits the signal mask
+        of the thread that starts it, so no Ctrl+C can kill it before it has set
+        SIGINT to be ignored (`_worker.initialize`).
+        """
+        import socket  # not at import: gevent must patch it first
+
+        self._spawned += 1
+        path = os.path.join(self.spool, f"segment-{index}-{self._spawned}")
+        segment = transport.Segment(path, DEPTH, create=True)
+        ours, theirs = self.context.Pipe(duplex=True)
         try:
-            return self.executor.submit(fn, *args)
+            for conn in (ours, theirs):
+                with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, transport.PIPE_BUFFER)
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, transport.PIPE_BUFFER)
+                # gevent's sockets leave their fd non-blocking, which `Connection` is not made
+                # for; every read here follows a wait, and no write can block (see above).
+                os.set_blocking(conn.fileno(), True)
+            process = self.context.Process(
+                target=_worker.serve,
+                args=(theirs, self.slots, index, self.main, self.name, (path, DEPTH)),
+                name=f"polyfetch-pp-{index}",
+                daemon=True,  # multiprocessing's exit handler stops it if nothing else did
+            )
+            if _SIGMASK:
+                # Started on demand, the resource tracker would unblock SIGINT in this thread.
+                from multiprocessing import resource_tracker
+
+                resource_tracker.ensure_running()
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT}) if _SIGMASK else None
+            try:
+                process.start()
+            finally:
+                if old is not None:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        except BaseException:
+            ours.close()
+            segment.close()
+            raise
         finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+            theirs.close()
+        worker = Worker(index, process, ours, segment)
+        self.workers[index] = worker
+        for fd in (ours.fileno(), process.sentinel):
+            self.fds[fd] = worker
+            self.watch(fd)
+        return worker
 
-    def retire(self, *, cancel: bool = False) -> None:
-        """Kill every worker and join the executor; idempotent.
+    def running(self, worker: Worker) -> tuple[int, float] | None:
+        """(item id, start in `time.monotonic` seconds) of what ``worker`` runs now, if any."""
+        base = worker.index * _worker.SLOT
+        slots = self.slots
+        item = slots[base + _worker.ITEM]
+        start = slots[base + _worker.START]
+        if not item or slots[base + _worker.PID] != worker.pid:
+            return None  # idle, or the slot still tells of the worker this one replaced
+        return item, start / 1e9
 
-        Args:
-            cancel: cancel what is still queued (a pool that cannot start
-                workers would never run it). Otherwise what was queued fails with
-                `BrokenProcessPool` once the executor sees its workers die.
-        """
-        if self.retired:
-            return
-        self.retired = True
-        for pid, process in (self.processes() or {}).items():
-            if not exited(process):  # the dead died on their own: they stay to blame
-                self.killed.add(pid)
-                process.kill()
-        self.executor.shutdown(wait=True, cancel_futures=cancel)
+    def idle(self) -> Worker | None:
+        """The ready worker with the fewest items, if one can take another."""
+        best, held = None, DEPTH
+        for worker in self.workers.values():
+            n = len(worker.inflight)
+            if worker.ready and not worker.killed and n < DEPTH and (best is None or n < held):
+                best, held = worker, n
+        return best
+
+    def kill(self, worker: Worker) -> None:
+        """SIGKILL a worker (a stuck one); its death is then seen like any other."""
+        worker.killed = True
+        if not exited(worker.process):  # never signal a pid that may have been reused
+            with contextlib.suppress(ProcessLookupError):
+                worker.process.kill()
+
+    def remove(self, worker: Worker) -> int | None:
+        """Forget a worker that has exited: close its pipe, reap it; its exit code if known."""
+        self._forget(worker)
+        worker.process.join(STOP_GRACE)
+        if worker.process.exitcode is None:  # not exited after all: never left behind
+            self.kill(worker)
+            worker.process.join()
+        return _exitcode(worker.process)
+
+    def _forget(self, worker: Worker) -> None:
+        self.workers.pop(worker.index, None)
+        for fd in (worker.conn.fileno(), worker.process.sentinel):
+            if self.fds.pop(fd, None) is not None:
+                self.poller.unregister(fd)
+        worker.conn.close()
+        worker.segment.close()
 
     def close(self) -> None:
-        """Shut down gracefully: the workers finish what they run and exit."""
-        if not self.retired:
-            self.retired = True
-            self.executor.shutdown(wait=True, cancel_futures=True)
+        """Stop every worker and reap it: idle ones by closing their pipe, busy ones killed."""
+        workers = list(self.workers.values())
+        for worker in workers:
+            if worker.inflight or not worker.ready:
+                self.kill(worker)
+            self._forget(worker)  # end of file: an idle worker returns from `_worker.serve`
+        deadline = time.monotonic() + STOP_GRACE
+        for worker in workers:
+            worker.process.join(max(0.0, deadline - time.monotonic()))
+            if worker.process.exitcode is None:
+                self.kill(worker)
+                worker.process.join()
 
 
 def exited(process: Any) -> bool:

@@ -5,10 +5,11 @@ processor, a body file that cannot be read and a value that cannot be pickled
 all become an ``("error", message)`` reply, so the only way an item can break
 the pool is by killing its worker.
 
-Each worker claims a slot of a shared array in `initialize` and writes into it
-``(pid, start, item)`` while it runs an item. That lets the parent time an
-item from the moment a worker *started* it (not from when it was queued) and,
-when a worker dies, blame only the item that was running in that worker.
+A worker of the owned pool runs `serve`: it reads requests from its own pipe and
+answers each in order. It also writes ``(pid, start, item)`` into its slot of a
+shared array while it runs an item, which lets the parent time an item from the
+moment the worker *started* it (not from when it was handed over) and, when the
+worker dies, blame the item it was running and not the one waiting behind it.
 
 A worker never outlives its parent, whatever killed the parent (SIGKILL, the
 OOM killer): see `watch_parent`. The parent's main module is run only when a
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import sys
 import threading
@@ -35,6 +37,9 @@ SLOT = 3
 
 #: Linux's prctl option that has the kernel signal a process when its parent dies.
 PR_SET_PDEATHSIG = 1
+#: glibc's mallopt parameters, and the freed heap a worker keeps (`keep_freed_memory`).
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED = 32 * 1024 * 1024
 
 _slots: Any = None
 _base = -1
@@ -44,27 +49,76 @@ _main: tuple[str, str] | None = None
 _main_ran = False
 
 
-def initialize(slots: Any, counter: Any, main: tuple[str, str] | None = None) -> None:
-    """Pool initializer: die with the parent, ignore Ctrl+C, claim a slot; never raises
-    (that would break the pool)."""
+def serve(
+    conn: Any,
+    slots: Any,
+    index: int,
+    main: tuple[str, str] | None,
+    name: str,
+    segment: tuple[str, int],
+) -> None:
+    """A worker process's whole life: start, say ready, then run what comes until EOF.
+
+    Requests are pickled ``(item, processor name, payload, out path)``; replies go back in
+    the same order, one per request, each small (`transport.reply_bytes`). Bodies are read
+    from the shared ``segment`` (its path and places) when the payload says so. The pool's
+    own processor ``name`` is imported before saying ready, so that no page waits for it;
+    one that fails to import fails each item that asks for it, with the reason.
+    """
+    initialize(slots, index, main)
+    memory = transport.Segment(*segment, create=False).memory
+    with contextlib.suppress(BaseException):
+        _function(name)
+    conn.send_bytes(transport.READY)
+    while True:
+        try:
+            request = conn.recv_bytes()
+        except (EOFError, OSError):
+            return  # the parent closed our pipe: the pool is shutting down
+        item, name, payload, out_path = pickle.loads(request)
+        reply = run(name, item, payload, out_path, transport.REPLY_INLINE, memory)
+        conn.send_bytes(transport.reply_bytes(reply))
+
+
+def initialize(slots: Any, index: int, main: tuple[str, str] | None = None) -> None:
+    """Die with the parent, ignore Ctrl+C, take slot ``index``; never raises (a worker
+    that cannot watch its parent or report into its slot still works)."""
     global _slots, _base, _main
     _main = main
-    with contextlib.suppress(Exception):  # a worker that cannot watch still works
+    with contextlib.suppress(Exception):
         watch_parent()
+    with contextlib.suppress(Exception):
+        keep_freed_memory()
     try:
         # Ctrl+C goes to the whole foreground process group; the parent decides what stops.
-        # The worker was started with SIGINT blocked (`Generation.submit`): ignore, then unblock.
+        # The worker was started with SIGINT blocked (`_pool.Pool`): ignore, then unblock.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if hasattr(signal, "pthread_sigmask"):
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
-        with counter.get_lock():
-            index = counter.value
-            counter.value += 1
-        _base = (index % (len(slots) // SLOT)) * SLOT
+        _base = index * SLOT
+        slots[_base + ITEM] = 0  # what the worker before us in this slot was running
         slots[_base + PID] = os.getpid()
         _slots = slots
     except BaseException:
         _slots = None
+
+
+def keep_freed_memory() -> None:
+    """Have glibc keep up to `KEEP_FREED` bytes of freed heap instead of returning it.
+
+    Every page is a body of ~100 KB, a parse and a value, allocated and freed: by
+    default glibc gives the top of the heap back to the kernel after each
+    (``brk``) and takes it again for the next, ~7 system calls and as many page
+    faults per page. A worker's heap stays bounded by the largest page anyway.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None)
+    if hasattr(libc, "mallopt"):
+        libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED)
+        libc.mallopt(M_MMAP_THRESHOLD, KEEP_FREED)
 
 
 def watch_parent() -> None:
@@ -81,11 +135,9 @@ def watch_parent() -> None:
     on Linux the kernel is also asked to SIGKILL this process when its parent
     dies (``PR_SET_PDEATHSIG``). That signal fires when the *thread* that started
     the child ends, not the process: safe here, because workers are started only
-    by `Generation.submit` in the engine thread, which returns only after every
-    pool it started was shut down and joined (a spawn `ProcessPoolExecutor`
-    starts workers in ``submit``; its manager thread starts some only with
-    ``max_tasks_per_child``, which we never use). Polling ``getppid`` would
-    also work, at the cost of a wake-up per interval and that interval's delay.
+    by the engine thread (`_pool.Pool.spawn`), which returns only after every
+    worker it started was stopped and joined. Polling ``getppid`` would also
+    work, at the cost of a wake-up per interval and that interval's delay.
     """
     import multiprocessing
 
@@ -116,28 +168,30 @@ def _exit_with(fd: int) -> None:
     os._exit(1)  # no cleanup: the parent is gone, and the next spool sweeps what we leave
 
 
-def run(name: str, item: int, payload: transport.Payload, out_path: str) -> transport.Reply:
-    """Run processor ``name`` on the `Result` in ``payload``; the reply is always small."""
+def run(
+    name: str,
+    item: int,
+    payload: transport.Payload,
+    out_path: str,
+    inline: int = transport.THRESHOLD,
+    segment: Any = None,
+) -> transport.Reply:
+    """Run processor ``name`` on the `Result` in ``payload`` (its body perhaps in the shared
+    ``segment``); the reply is always small: a value pickled to more than ``inline`` bytes
+    goes to a file at ``out_path``."""
     slots = _slots
     if slots is not None:
         # START before ITEM: the parent reads ITEM first, so it never pairs it with a stale START.
         slots[_base + START] = time.monotonic_ns()
         slots[_base + ITEM] = item
     try:
-        result = transport.unpack(payload)
-        func = _functions.get(name)
-        if func is None:
-            from polyfetch.postprocess.spec import load
-
-            if name.startswith("__main__:") or "+__main__:" in name:
-                _run_main()
-            func = _functions[name] = load(name)
-        value = func(result)
+        result = transport.unpack(payload, segment)
+        value = _function(name)(result)
     except BaseException as exc:
         reply: transport.Reply = ("error", describe(exc))
     else:
         try:
-            reply = transport.encode_reply(value, out_path)
+            reply = transport.encode_reply(value, out_path, inline)
         except BaseException as exc:
             reply = (
                 "error",
@@ -148,6 +202,18 @@ def run(name: str, item: int, payload: transport.Payload, out_path: str) -> tran
         if slots is not None:
             slots[_base + ITEM] = 0
     return reply
+
+
+def _function(name: str) -> Callable[[Any], Any]:
+    """The processor called ``name``, imported on first use (raises if it cannot be)."""
+    func = _functions.get(name)
+    if func is None:
+        from polyfetch.postprocess.spec import load
+
+        if name.startswith("__main__:") or "+__main__:" in name:
+            _run_main()
+        func = _functions[name] = load(name)
+    return func
 
 
 def _run_main() -> None:
@@ -178,10 +244,6 @@ def _run_main() -> None:
     module.__dict__.update(content)
     sys.modules["__main__"] = sys.modules["__mp_main__"] = module
     _main_ran = True
-
-
-def noop() -> None:
-    """A task that only makes the executor start a worker (see `Engine._warm_up`)."""
 
 
 def call(func: Callable[[Any], Any], result: Any) -> transport.Reply:

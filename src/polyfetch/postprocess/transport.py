@@ -7,12 +7,16 @@ unpatched ``os.write`` on a full pipe, and the worker waits to send its result
 to a reader that can never run (gevent#936, CONCURRENCY-NOTES.md). Pages of
 100 KB are the normal case, so no message here may be large:
 
-- a `Result` travels pickled, inline; a body larger than `THRESHOLD` is
-  written raw into a file of a private spool directory and only its path is
-  sent (`Spool.pack` in the parent, `unpack` in the worker);
+- a `Result` travels pickled, inline; a body larger than `THRESHOLD` does not.
+  A worker of the owned pool gets it copied into its `Segment`, shared memory
+  it maps from the spool: a page costs a copy and no system call. A bigger
+  body, or one for a caller's executor, is written raw into a file of the
+  spool and only its path is sent (`Spool.pack` in the parent, `unpack` in the
+  worker);
 - the worker pickles the processor's value itself (an unpicklable value becomes
   that item's error, not a broken pool) and sends it inline or, when larger
-  than `THRESHOLD`, as a file whose path the parent chose (`encode_reply`,
+  than `THRESHOLD` (`REPLY_INLINE` in the owned pool, whose pipes have room
+  for it), as a file whose path the parent chose (`encode_reply`,
   `decode_reply`).
 
 The spool lives in ``/dev/shm`` when it exists (memory, not disk; it holds at
@@ -30,7 +34,8 @@ import os
 import pickle
 import shutil
 import tempfile
-from dataclasses import replace
+from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 from typing import Any
 
 try:
@@ -40,11 +45,22 @@ except ImportError:  # Windows: the pid in the name has to do
 
 #: Messages above this size go through a file (gevent's deadlock starts near 32 KB).
 THRESHOLD = 16 * 1024
+#: Replies up to this size travel inline in the owned pool, whose pipes hold every reply
+#: a worker can owe at once (`PIPE_BUFFER`): a worker never blocks writing one.
+REPLY_INLINE = 64 * 1024
+#: The socket buffer each end of an owned worker's pipe asks for: room for `_pool.DEPTH`
+#: inline replies and requests with their headers, so that no write to it ever blocks.
+PIPE_BUFFER = 512 * 1024
+#: Bytes of a body place in a worker's `Segment`; bigger bodies go through files.
+PLACE = 1024 * 1024
+#: What a worker of the owned pool says once it is ready for pages.
+READY = b"r"
 PROTOCOL = pickle.HIGHEST_PROTOCOL
 
-#: What a worker gets: the pickled `Result` (or the path of a file holding it) and the
-#: path of a file holding its body raw, or None when the body travels in the pickle.
-Payload = tuple[bytes | str, str | None]
+#: What a worker gets: the pickled `Result` (or the path of a file holding it) and where
+#: its body is when it is not in the pickle: the path of a file holding it raw, or
+#: ``(offset, length)`` in the worker's shared segment (`Segment`).
+Payload = tuple[bytes | str, str | tuple[int, int] | None]
 #: A reply from a worker: ("ok", pickled value), ("file", path) or ("error", message).
 Reply = tuple[str, Any]
 
@@ -86,25 +102,42 @@ class Spool:
 
         A big body is written raw, not pickled: pickling would copy it once more.
         """
-        files: list[str] = []
-        body = result.body
-        body_path = None
+        meta, files, body = self.pack_meta(result, item)
+        if body is None:
+            return (meta, None), files
         try:
-            if body is not None and len(body) > THRESHOLD:
-                body_path = os.path.join(self.path, f"in-{item}")
-                files.append(body_path)
-                _write(body_path, body)
-                result = replace(result, body=None)
-            meta: bytes | str = pickle.dumps(result, PROTOCOL)
-            if len(meta) > THRESHOLD:  # headers or a URL that big: rare, but no exception
-                files.append(os.path.join(self.path, f"in-{item}.meta"))
-                _write(files[-1], meta)  # type: ignore[arg-type]
-                meta = files[-1]
+            path = self.body_file(item, body)
         except BaseException:
-            for path in files:
-                remove(path)
+            for made in files:
+                remove(made)
             raise
-        return (meta, body_path), files
+        return (meta, path), [*files, path]
+
+    def pack_meta(self, result: Any, item: int) -> tuple[bytes | str, list[str], bytes | None]:
+        """``result`` pickled without a big body (in a file if still too big), the files
+        made, and the big body left out, which the caller sends its own way."""
+        body = result.body
+        cls, values = fields_of(result)
+        if body is not None and len(body) > THRESHOLD:
+            values = (*values[:_BODY], None, *values[_BODY + 1 :])
+        else:
+            body = None
+        meta: bytes | str = pickle.dumps((cls, values), PROTOCOL)
+        if len(meta) <= THRESHOLD:
+            return meta, [], body
+        path = os.path.join(self.path, f"in-{item}.meta")  # headers or a URL that big: rare
+        _write(path, meta)  # type: ignore[arg-type]
+        return path, [path], body
+
+    def body_file(self, item: int, body: bytes) -> str:
+        """A file holding ``body`` raw, for a worker to read."""
+        path = os.path.join(self.path, f"in-{item}")
+        try:
+            _write(path, body)
+        except BaseException:
+            remove(path)
+            raise
+        return path
 
     def output_path(self, item: int, dispatch: int) -> str:
         return os.path.join(self.path, f"out-{item}-{dispatch}")
@@ -116,20 +149,115 @@ class Spool:
             os.close(lock)  # after the removal: nobody can sweep it from under us meanwhile
 
 
-def unpack(payload: Payload) -> Any:
-    """Inverse of `Spool.pack`, in the worker (the parent removes the files later)."""
-    meta, body_path = payload
-    result = pickle.loads(_read(meta) if isinstance(meta, str) else meta)
-    return result if body_path is None else replace(result, body=_read(body_path))
+class Segment:
+    """Shared memory for one worker's page bodies: ``places`` places of `PLACE` bytes.
+
+    A file of the spool, mapped by the parent (which writes a body into a free
+    place before sending its request) and by the worker (which copies it out);
+    a place is free again once the worker has replied. Memory is used only
+    where bodies were written.
+    """
+
+    def __init__(self, path: str, places: int, *, create: bool) -> None:
+        import mmap
+
+        self.path = path
+        size = places * PLACE
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL if create else os.O_RDONLY
+        fd = os.open(path, flags, 0o600)
+        try:
+            if create:
+                os.ftruncate(fd, size)
+            prot = mmap.PROT_READ | (mmap.PROT_WRITE if create else 0)
+            self.memory = mmap.mmap(fd, size, prot=prot)
+        finally:
+            os.close(fd)
+        self.free = list(range(places))
+
+    def put(self, body: bytes) -> tuple[int, tuple[int, int]]:
+        """Copy ``body`` (at most `PLACE` bytes) into a free place: (place, body location)."""
+        place = self.free.pop()
+        offset = place * PLACE
+        self.memory[offset : offset + len(body)] = body
+        return place, (offset, len(body))
+
+    def close(self) -> None:
+        self.memory.close()
+        remove(self.path)
 
 
-def encode_reply(value: object, path: str) -> Reply:
-    """A worker's reply for a value; raises if the value cannot be pickled."""
+def unpack(payload: Payload, segment: Any = None) -> Any:
+    """Inverse of `Spool.pack`, in the worker (the parent removes the files later); a body
+    given as ``(offset, length)`` is read from the worker's shared ``segment``."""
+    meta, body = payload
+    cls, values = pickle.loads(_read(meta) if isinstance(meta, str) else meta)
+    if body is not None:
+        if isinstance(body, str):
+            data = _read(body)
+        else:
+            offset, length = body
+            data = segment[offset : offset + length]
+        values = (*values[:_BODY], data, *values[_BODY + 1 :])
+    return cls(*values)
+
+
+def fields_of(result: Any) -> tuple[type, tuple[Any, ...]]:
+    """A `Result`'s class and field values in order: what `evolve` and `unpack` rebuild
+    it from. Faster than pickling the dataclass, which looks its fields up every time."""
+    cls = type(result)
+    getter = _GETTERS.get(cls)
+    if getter is None:
+        names = [f.name for f in dataclass_fields(cls)]
+        assert names.index("body") == _BODY, "Result's fields moved: update transport._BODY"
+        getter = _GETTERS[cls] = attrgetter(*names)
+    return cls, getter(result)
+
+
+def evolve(result: Any, **change: Any) -> Any:
+    """``dataclasses.replace(result, **change)`` for a `Result`, without its field lookups."""
+    cls, values = fields_of(result)
+    if not change:
+        return result
+    names = _NAMES_OF.get(cls)
+    if names is None:
+        names = _NAMES_OF[cls] = {f.name: i for i, f in enumerate(dataclass_fields(cls))}
+    new = list(values)
+    for name, value in change.items():
+        new[names[name]] = value
+    return cls(*new)
+
+
+#: Where `Result.body` is among its fields (`fields_of`).
+_BODY = 5
+_GETTERS: dict[type, Any] = {}
+_NAMES_OF: dict[type, dict[str, int]] = {}
+
+
+def encode_reply(value: object, path: str, inline: int = THRESHOLD) -> Reply:
+    """A worker's reply for a value, in a file if its pickle is over ``inline`` bytes;
+    raises if the value cannot be pickled."""
     data = pickle.dumps(value, PROTOCOL)
-    if len(data) <= THRESHOLD:
+    if len(data) <= inline:
         return ("ok", data)
     _write(path, data)
     return ("file", path)
+
+
+_TAGS = {"ok": b"o", "file": b"f", "error": b"e"}
+_NAMES = {v[0]: k for k, v in _TAGS.items()}
+
+
+def reply_bytes(reply: Reply) -> bytes:
+    """A reply as an owned worker sends it: a tag byte, then the pickle, path or message."""
+    tag, data = reply
+    return _TAGS[tag] + (data if tag == "ok" else data.encode("utf-8", "replace"))
+
+
+def read_reply(message: bytes | memoryview) -> Reply:
+    """Inverse of `reply_bytes`, in the parent; an ``"ok"`` reply keeps a view of
+    ``message``, to be decoded before the buffer under it is reused."""
+    tag = _NAMES[message[0]]
+    return (tag, message[1:] if tag == "ok" else bytes(message[1:]).decode("utf-8"))
 
 
 def decode_reply(reply: Reply) -> Any:
