@@ -177,7 +177,6 @@ def test_follow_usage_errors_touch_nothing(
     journal.write_text("my own notes\n")
     cases = [
         (["--follow", "-o", str(out)], "--follow needs seeds"),
-        ([seed, "--follow", "--cluster", "local:1"], "does not work with --cluster"),
         ([seed, "--follow", "-d", "x=1"], "not for --follow"),
         ([seed, "--follow", "--dedup", "off"], "canonical"),
         ([seed, "--follow", "-o", str(out)], "is not a polyfetch frontier journal"),
@@ -188,3 +187,12 @@ def test_follow_usage_errors_touch_nothing(
         assert done.returncode == 2, (argv, done.stderr)
         assert message in done.stderr and done.stderr.count("\n") == 1, done.stderr
     assert out.read_text() == "keep\n" and journal.read_text() == "my own notes\n"
+
+
+def test_site_keys_choose_each_page_s_delay() -> None:
+    """``fast`` keys answer at once, ``ms{D}`` keys after D ms (a latency-bound site for the
+    benchmarks), others after their page's own few ms."""
+    assert site.page("20-fastab", "p3.html", 80).delay_ms == 0
+    assert {site.page("20-ms100x1f", site.href(i), 80).delay_ms for i in range(20)} == {100}
+    assert site.page("20-ms99999x1f", "p0.html", 80).delay_ms == site.MAX_DELAY_MS
+    assert len({site.page("20-c0ffee", site.href(i), 80).delay_ms for i in range(20)}) > 5
