@@ -5,7 +5,8 @@ session of its own. It patches gevent first thing when the backend is gevent
 (this module and the packages above it import nothing gevent must patch),
 reads the pickled `Shard` from IN, runs it with an ordinary `Fetcher` -
 post-processing in the fetcher's own process pool, on this machine's cores,
-the politeness state of the partition's previous shard restored first; a
+the politeness state of the partition's previous shard restored first, its
+items taken round robin by host (`partitions.interleave`); a
 link-following crawl's shard through the crawl's own runner (`Fetcher._pages`:
 the link reader composed beside the user's processor in that pool) - and
 writes the pickled `ShardDone` (results, the links to follow for a crawl, and
@@ -67,6 +68,7 @@ def _run(source: str, target: str) -> int:
 
     from polyfetch import Fetcher
     from polyfetch.distributed import politeness
+    from polyfetch.distributed.partitions import interleave
     from polyfetch.distributed.shard import Shard, ShardDone
     from polyfetch.errors import BackendError, ConfigError
     from polyfetch.frontier.crawler import LinkReader
@@ -82,14 +84,16 @@ def _run(source: str, target: str) -> int:
             runner = fetcher._runner
             assert runner is not None
             politeness.restore(runner, shard.state)
-            indexes = shard.indexes
+            order = interleave(shard.items)  # every host early, not the last ones at the end
+            items = [shard.items[i] for i in order]
+            indexes = [shard.indexes[i] for i in order]
             if links is None:
                 pages: Iterator[tuple[Result, Any, str | None]] = (
-                    (r, None, None) for r in fetcher.map(shard.items)
+                    (r, None, None) for r in fetcher.map(items)
                 )
             else:  # a crawl's shard: pages read as the crawl reads them on one machine
                 reader = LinkReader(shard.follow, fetcher.settings)
-                pages = fetcher._pages(reader, iter(shard.items))
+                pages = fetcher._pages(reader, iter(items))
             for r, extracted, robots in pages:
                 body = r.body if shard.bodies else None
                 results.append(replace(r, index=indexes[r.index], body=body))
