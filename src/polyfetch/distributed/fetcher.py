@@ -19,7 +19,11 @@ The input may yield `WAIT` - "nothing to give right now, but results still
 in flight may bring more" (a link-following frontier does) - and ``map()`` then
 submits what every idle partition has buffered, full shard or not, and reads
 again after the next shard's results have been handed out, each one handled by
-the caller before the next is asked for.
+the caller before the next is asked for. ``crawl()`` is that with the crawl's
+`polyfetch.frontier.Frontier` as the input: its shards read their pages' links
+as `polyfetch.Fetcher.crawl` does (`polyfetch.frontier.crawler.LinkReader`, in
+the shard's pool) and send them back beside their results (`ShardDone.links`),
+which the client hands to the frontier.
 
 A worker that dies mid-shard is Dask's business: the scheduler reruns the
 task elsewhere (up to ``distributed.scheduler.allowed-failures`` deaths), and
