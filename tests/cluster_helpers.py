@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -93,19 +94,34 @@ def worker_count(address: str) -> int:
 
 
 def runners() -> dict[int, int]:
-    """pid -> parent pid of every shard runner process on this machine."""
-    found = {}
+    """pid -> parent pid of every shard runner process this test process started, through
+    the clusters and crawls it runs, or that lost its parent (an orphan, whoever's): not
+    those of other tests running at the same time, nor of other users of the machine."""
+    parents: dict[int, int] = {}
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
             stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+            if b"polyfetch.distributed.runner" in Path(f"/proc/{entry}/cmdline").read_bytes():
+                found.append(int(entry))
+        except (OSError, IndexError, ValueError):
             continue
-        if b"polyfetch.distributed.runner" in cmdline:
-            found[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    return found
+
+    def ours(pid: int) -> bool:
+        if parents.get(pid) == 1:
+            return True
+        for _ in range(64):  # bounded: the process tree is shallow
+            pid = parents.get(pid, 0)
+            if pid == os.getpid():
+                return True
+            if pid <= 1:
+                return False
+        return False
+
+    return {pid: parents[pid] for pid in found if ours(pid)}
 
 
 def group_alive(pgid: int) -> bool:
@@ -131,6 +147,14 @@ def sleep_once(result: Result) -> str:
     os.replace(pidfile + ".tmp", pidfile)
     time.sleep(float(query["s"][0]))
     return "slept"
+
+
+def every_href(result: Result) -> list[str]:
+    """A ``follow`` function (run by name in a shard's pool): every ``href`` of an HTML page,
+    relative ones as written, ``nofollow`` and robots directives ignored."""
+    if not (result.content_type or "").startswith("text/html"):
+        return []
+    return re.findall(r'href="([^"]*)"', (result.body or b"").decode("utf-8", "replace"))
 
 
 def _serve(workers: int) -> None:

@@ -177,7 +177,6 @@ def test_follow_usage_errors_touch_nothing(
     journal.write_text("my own notes\n")
     cases = [
         (["--follow", "-o", str(out)], "--follow needs seeds"),
-        ([seed, "--follow", "--cluster", "local:1"], "does not work with --cluster"),
         ([seed, "--follow", "-d", "x=1"], "not for --follow"),
         ([seed, "--follow", "--dedup", "off"], "canonical"),
         ([seed, "--follow", "-o", str(out)], "is not a polyfetch frontier journal"),
@@ -210,3 +209,12 @@ def test_endless_pages_and_redirect_loops_end_within_the_limits(
     assert done.returncode == 0, done.stderr
     depths = sorted(r["depth"] for r in follow_records(out.read_bytes()))
     assert depths == list(range(13)) and "depth 1" in done.stderr
+
+
+def test_site_keys_choose_each_page_s_delay() -> None:
+    """``fast`` keys answer at once, ``ms{D}`` keys after D ms (a latency-bound site for the
+    benchmarks), others after their page's own few ms."""
+    assert site.page("20-fastab", "p3.html", 80).delay_ms == 0
+    assert {site.page("20-ms100x1f", site.href(i), 80).delay_ms for i in range(20)} == {100}
+    assert site.page("20-ms99999x1f", "p0.html", 80).delay_ms == site.MAX_DELAY_MS
+    assert len({site.page("20-c0ffee", site.href(i), 80).delay_ms for i in range(20)}) > 5

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import secrets
 import signal
 import subprocess
 import sys
 import urllib.request
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +29,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 import pytest
 
 import polyfetch
+from polyfetch.testing import site
 from polyfetch.testing.servers import EXTRA_HOSTS, start_process, stop
 from tests.cluster_helpers import (
     FAST_CONNECT,
@@ -38,6 +41,7 @@ from tests.cluster_helpers import (
 from tests.conftest import Servers, closed_port
 from tests.crawl_helpers import ROOT, Crawls, kill_group, line_count, records, wait_until
 from tests.test_crawl import BAD_LINES, FAST, HTTP_CASES
+from tests.test_crawl_follow import follow_records, pages
 
 pytest.importorskip("distributed", reason="the cluster extra: pip install -e '.[cluster]'")
 
@@ -65,6 +69,11 @@ def many_hosts() -> Iterator[int]:
         yield int(line.rsplit(":", 1)[1])
     finally:
         stop(proc)
+
+
+def follow_key(pages: int, *, fast: bool = False) -> str:
+    """The key of a generated site (`polyfetch.testing.site`) no other test shares."""
+    return f"{pages}-{'fast' if fast else 'c'}{secrets.token_hex(5)}"
 
 
 def _get(url: str) -> dict[str, dict[str, int]]:
@@ -272,6 +281,113 @@ def test_a_one_host_list_runs_as_one_partition_with_the_whole_per_host(
     assert "each with --per-host 4" in stderr
 
 
+# -- following links: the frontier on the client, the links read on the workers -----------
+
+
+@pytest.mark.timeout(200)
+def test_follow_on_the_cluster_records_the_site_each_page_once(servers, cluster, crawls, tmp_path):
+    """The generated site's exact pages and depths, each once, with the user's processor
+    beside the link reader in the shards' pools, and the same refusals as on one machine."""
+    seed = f"{servers.http}/site/{follow_key(300)}/p0.html"
+    common = [seed, "--follow", "--record-refused", "--process", "sha256", "-c", "8"]
+    one, many = tmp_path / "one.jsonl", tmp_path / "many.jsonl"
+    single = crawls.run(*common, "-o", str(one), timeout=60)
+    assert single.returncode == 0, single.stderr
+    # one host, so one partition: its shards of 60 take turns, pages of two depths in some
+    done = crawls.run(
+        *common, "-o", str(many), "--cluster", cluster, "--shard-size", "60", timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "shards of 60 URLs" in done.stderr
+    want, got = follow_records(one.read_bytes()), follow_records(many.read_bytes())
+    assert pages(got) == pages(want) == site.expected([seed])
+    sha = re.compile(r"[0-9a-f]{64}")
+    assert all(sha.fullmatch(r["processed"]) for r in got if r["attempts"])
+
+    def refused(records: list[dict[str, object]]) -> Counter[tuple[object, object]]:
+        return Counter((r["url"], r["error"]) for r in records if not r["attempts"])
+
+    assert refused(got) == refused(want) and refused(got)
+    summary = [line for line in done.stderr.splitlines() if line.lstrip().startswith("refused:")]
+    assert summary and summary[0] in single.stderr.splitlines()
+    assert not Path(f"{many}.frontier").exists(), "the journal of a whole crawl is removed"
+
+
+def test_library_crawl_follows_a_named_function_on_the_workers(servers, cluster):
+    """``follow="module:function"`` runs in the shards' pools: the same pages, depths and
+    referrers' depths as the same crawl on one machine; a function object is refused."""
+    from polyfetch.distributed import ClusterFetcher
+
+    seed = f"{servers.http}/site/{follow_key(40, fast=True)}/p0.html"
+    options = {"follow": "tests.cluster_helpers:every_href", "max_depth": 3}
+    with polyfetch.Fetcher("threads") as fetcher:
+        want = {r.url: r.depth for r in fetcher.crawl(seed, **options)}  # type: ignore[arg-type]
+    with ClusterFetcher(cluster, "greenlet", shard_size=20) as fetcher:
+        got = list(fetcher.crawl(seed, **options))  # type: ignore[arg-type]
+        with pytest.raises(polyfetch.ConfigError, match="module:function"):
+            next(iter(fetcher.crawl(seed, follow=lambda r: [])))
+    assert len(got) == len({r.url for r in got}), "a page handed back twice"
+    assert {r.url: r.depth for r in got} == want
+    assert any("trap" in url for url in want)  # nofollow ignored: it was the function's call
+
+
+@pytest.mark.timeout(200)
+def test_follow_ctrl_c_then_sigkill_then_resume_records_each_page_once(
+    servers, cluster, crawls, tmp_path
+):
+    """Ctrl+C (the shards in flight finish, none is sent), a --resume killed with SIGKILL,
+    a last --resume: the union is the site's pages, each once, at its depth."""
+    seed = f"{servers.http}/site/{follow_key(400)}/p0.html"
+    out = tmp_path / "out.jsonl"
+    args = [seed, "--follow", "-o", str(out), "-c", "4", "--cluster", cluster, "--grace", "20"]
+    want = site.expected([seed])
+    proc = crawls.start(*args, "--shard-size", "10")
+    wait_until(lambda: line_count(out) >= 30, 60, "the first shards' records")
+    kill_group(proc, signal.SIGINT)
+    first = crawls.finish(proc, timeout=60)
+    assert first.returncode == 130, first.stderr
+    assert "Traceback" not in first.stderr and "--resume" in first.stderr
+    left = follow_records(out.read_bytes())
+    assert 30 <= len(left) < len(want)
+    proc = crawls.start(*args, "--shard-size", "10", "--resume")
+    wait_until(lambda: line_count(out) >= len(left) + 30, 60, "the resumed crawl's records")
+    kill_group(proc)  # SIGKILL: the journal and the output are all that is left
+    crawls.finish(proc, timeout=10)
+    more = follow_records(out.read_bytes())
+    assert more[: len(left)] == left and len(more) < len(want)
+    again = crawls.run(*args, "--shard-size", "100", "--resume", timeout=90)
+    assert again.returncode == 0, again.stderr
+    got = follow_records(out.read_bytes())
+    assert got[: len(more)] == more, "resume only appends"
+    assert pages(got) == want  # each page once, at its depth
+
+
+@pytest.mark.timeout(150)
+def test_follow_on_many_hosts_keeps_per_host_and_robots_cluster_wide(
+    many_hosts, cluster, crawls, tmp_path
+):
+    """One site on each of 18 hosts: the links a shard finds go to their host's partition,
+    so the server never sees two requests at once on a host, and robots.txt once a host."""
+    port, hosts = many_hosts, MANY[:18]
+    k = follow_key(24)
+    seeds = [f"http://{h}:{port}/site/{k}/p0.html" for h in hosts]
+    urllib.request.urlopen(f"http://{MANY[0]}:{port}/stats/reset", timeout=10).close()
+    robots = _get(f"http://{MANY[0]}:{port}/robots-count")
+    out = tmp_path / "out.jsonl"
+    args = ["--follow", "-o", str(out), "-c", "2", "--per-host", "1", "--robots"]
+    done = crawls.run(*seeds, *args, "--cluster", cluster, "--shard-size", "60", timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert pages(follow_records(out.read_bytes())) == site.expected(seeds)
+    stats = _get(f"http://{MANY[0]}:{port}/stats")
+    for host in hosts:
+        assert stats[f"{host}:{port}"]["peak"] == 1, host  # counted by the server
+    assert stats["_total"]["peak"] > 2  # more than one shard's -c 2: partitions side by side
+    after = _get(f"http://{MANY[0]}:{port}/robots-count")
+    for host in hosts:
+        name = f"{host}:{port}"
+        assert after[name] - robots.get(name, 0) == 1, host  # once per host, not per shard
+
+
 # -- faults --------------------------------------------------------------------------------
 
 
@@ -315,29 +431,52 @@ def test_client_sigkilled_then_resume_records_each_url_once(servers, cluster, cr
     assert sorted(r["url"] for r in got) == sorted(wanted)  # each URL once
 
 
+@pytest.mark.timeout(240)
 def test_worker_killed_mid_shard_output_has_each_url_once_and_no_orphans(servers, crawls, tmp_path):
-    urls, out, pidfile = tmp_path / "urls.txt", tmp_path / "out.jsonl", tmp_path / "pid"
-    slow = f"{servers.http}/bytes/10?once={tmp_path / 'marker'}&pidfile={pidfile}&s=60"
-    wanted = [slow] + [f"{servers.http}/bytes/10?k={i}" for i in range(19)]
-    urls.write_text("\n".join(wanted) + "\n")
+    """A URL list, then a --follow crawl, each with the worker of its first shard killed
+    while that shard's pool sleeps in the first page: the shard is rerun, nothing twice."""
+    urls = tmp_path / "urls.txt"
     with cli_cluster(tmp_path) as (address, _workers):
-        proc = crawls.start(
-            str(urls), "-o", str(out), "--cluster", address, "--shard-size", "5",
-            "--process", "tests.cluster_helpers:sleep_once", "--workers", "1",
-        )  # fmt: skip
-        # The first shard's processing pool sleeps in the slow page: its runner is the group.
-        wait_until(pidfile.exists, 60, "the slow page to be processed")
-        runner = os.getpgid(int(pidfile.read_text()))
-        worker = runners()[runner]
-        os.kill(worker, signal.SIGKILL)  # the Dask worker process running that shard
-        # The runner and its pool die with the worker, not 60 s later.
-        wait_until(lambda: not group_alive(runner), 10, "the killed shard's processes to end")
-        done = crawls.finish(proc, timeout=120)
-        assert done.returncode == 0, done.stderr
-    got = records(out.read_bytes())
-    assert len(got) == len({r["url"] for r in got}), "a URL was recorded twice"
-    assert {r["url"] for r in got} == set(wanted)
-    assert {r["processed"] for r in got} == {"quick"}  # the slow page's shard was rerun
+        slow = _slow_once(tmp_path, "list")
+        wanted = {f"{servers.http}/bytes/10{slow}"}
+        wanted |= {f"{servers.http}/bytes/10?k={i}" for i in range(19)}
+        urls.write_text("\n".join(sorted(wanted)) + "\n")
+        got = records(_kill_first_worker(crawls, tmp_path, address, "list", str(urls)))
+        seed = f"{servers.http}/site/{follow_key(40)}/p0.html{_slow_once(tmp_path, 'follow')}"
+        found = _kill_first_worker(crawls, tmp_path, address, "follow", seed, "--follow")
+    for records_, want in ((got, wanted), (follow_records(found), set(site.expected([seed])))):
+        fetched = [r for r in records_ if r["attempts"]]
+        assert len(fetched) == len({r["url"] for r in fetched}), "a URL was recorded twice"
+        assert {r["url"] for r in fetched} == want
+        assert {r["processed"] for r in fetched} == {"quick"}  # the slow page's shard was rerun
+
+
+def _slow_once(tmp_path: Path, name: str) -> str:
+    """The query that makes `tests.cluster_helpers.sleep_once` sleep 60 s on the first try."""
+    return f"?once={tmp_path / name}.marker&pidfile={tmp_path / name}.pid&s=60"
+
+
+def _kill_first_worker(
+    crawls: Crawls, tmp_path: Path, address: str, name: str, *given: str
+) -> bytes:
+    """Crawl ``given`` on the cluster, killing the Dask worker whose shard sleeps in the
+    page `_slow_once` marked; the output, once the crawl has ended (well)."""
+    out, pidfile = tmp_path / f"{name}.jsonl", tmp_path / f"{name}.pid"
+    size = "5" if name == "list" else "20"  # a site's levels make shards enough
+    proc = crawls.start(
+        *given, "-o", str(out), "--cluster", address, "--shard-size", size,
+        "--process", "tests.cluster_helpers:sleep_once", "--workers", "1",
+    )  # fmt: skip
+    # The first shard's processing pool sleeps in the slow page: its runner is the group.
+    wait_until(pidfile.exists, 60, "the slow page to be processed")
+    runner = os.getpgid(int(pidfile.read_text()))
+    worker = runners()[runner]
+    os.kill(worker, signal.SIGKILL)  # the Dask worker process running that shard
+    # The runner and its pool die with the worker, not 60 s later.
+    wait_until(lambda: not group_alive(runner), 10, "the killed shard's processes to end")
+    done = crawls.finish(proc, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return out.read_bytes()
 
 
 def test_unreachable_scheduler_exits_2_and_writes_nothing(tmp_path):

@@ -29,7 +29,7 @@ from polyfetch._plan import Response
 from polyfetch._schedule import host_of
 from polyfetch._throttle import Throttle
 from polyfetch.distributed import politeness
-from polyfetch.distributed.partitions import Partitions, partition_key, partition_of
+from polyfetch.distributed.partitions import Partitions, interleave, partition_key, partition_of
 from polyfetch.errors import ConfigError
 from polyfetch.testing.servers import EXTRA_HOSTS
 
@@ -153,6 +153,25 @@ def test_one_host_for_the_first_lines_pauses_reading_and_names_the_host():
     assert parts.running == 1  # one partition, at that host's pace
     parts.draining = True
     assert parts.take(flush=True) == [] and not parts.wants_input()
+
+
+@settings(max_examples=100, deadline=None)
+@given(hosts=st.lists(st.integers(0, 8), max_size=60))
+def test_a_shard_takes_its_hosts_round_robin(hosts):
+    """Every host's first item, then every host's second...: a host's items in their order,
+    and no host's k-th item after another's (k+1)-th."""
+    items = [_url(h, i) for i, h in enumerate(hosts)]
+    order = interleave(items)
+    assert sorted(order) == list(range(len(items)))
+    rank = {}  # position -> its rank among its host's items
+    for position, h in enumerate(hosts):
+        rank[position] = hosts[:position].count(h)
+    ranks = [rank[position] for position in order]
+    assert ranks == sorted(ranks)
+    for h in set(hosts):
+        mine = [p for p in order if hosts[p] == h]
+        assert mine == sorted(mine)
+    assert interleave([_url(0, 1), _url(0, 2), _url(1, 3), _url(0, 4)]) == [0, 2, 1, 3]
 
 
 # -- politeness carried from one fetcher to the next ------------------------------------------

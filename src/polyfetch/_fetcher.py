@@ -14,6 +14,7 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
+    Generator,
     Iterable,
     Iterator,
 )
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 
     from polyfetch._proxy import Proxies
     from polyfetch.frontier import Frontier
-    from polyfetch.frontier.crawler import Crawler
+    from polyfetch.frontier.crawler import Crawler, LinkReader, Page
     from polyfetch.postprocess import PostProcessor
 
 BackendName = Literal["threads", "gevent", "asyncio", "greenlet", "curl"]
@@ -242,34 +243,35 @@ class Fetcher:
         `polyfetch.frontier.Frontier` of one's own. See `CrawlOptions` for the options.
         """
         backend, runner = self._started()
-        crawler, records = self._crawler(seeds, options)
+        crawler, records = _crawler(self.settings, seeds, options)
         try:
             yield from records
-            crawl_runner = runner.sibling(crawler.start(self._post_for(crawler)))
-            if options.get("sitemaps"):
-                reader = crawler.sitemaps()
-                while urls := reader.next_round():
-                    for result in self._map(backend, crawl_runner.sibling(None), iter(urls)):
-                        reader.take(result)
-                crawler.frontier.mark_sitemaps_read()
-            self._frontier = crawler.frontier
-            results = self._map(backend, crawl_runner, crawler.frontier)
+            pages = self._pages(crawler.links, crawler.frontier)
             try:
-                for result in results:
-                    yield from crawler.finish(result)
+                if options.get("sitemaps"):
+                    reader = crawler.sitemaps()
+                    while urls := reader.next_round():
+                        for result in self._map(backend, runner.sibling(None), iter(urls)):
+                            reader.take(result)
+                    crawler.frontier.mark_sitemaps_read()
+                self._frontier = crawler.frontier
+                for page in pages:
+                    yield from crawler.take(page)
                 yield from crawler.frontier.close()
             finally:
-                results.close()  # type: ignore[attr-defined]
+                pages.close()
         finally:
             self._frontier = None
             if not isinstance(seeds, _frontier_class()):
                 crawler.frontier.release()
 
-    def _crawler(self, seeds: object, options: CrawlOptions) -> tuple[Crawler, list[Result]]:
-        return _crawler(self.settings, seeds, options)
-
-    def _post_for(self, crawler: Crawler) -> PostProcessor | None:
-        return _post_for(self, crawler)
+    def _pages(self, links: LinkReader, items: Iterator[object]) -> Generator[Page, None, None]:
+        """``map()`` through the crawl's runner: each page read back with the links to follow
+        from it. The runner is made now (its pool started, a missing link reader refused);
+        the crawl uses this, and so does a cluster's shard runner, to read pages the same way."""
+        backend, runner = self._started()
+        crawl_runner = _crawl_runner(self, runner, links)
+        return _read_pages(links, self._map(backend, crawl_runner, items))
 
     def drain(self) -> None:
         """Let the running ``map()`` or ``crawl()`` finish what is in flight and start nothing
@@ -417,11 +419,11 @@ class AsyncFetcher:
         try:
             for record in records:
                 yield record
-            crawl_runner = runner.sibling(crawler.start(self._post_for(crawler)))
+            crawl_runner = _crawl_runner(self, runner, crawler.links)
             if options.get("sitemaps"):
                 reader = crawler.sitemaps()
                 while urls := reader.next_round():
-                    plain = crawl_runner.sibling(None)
+                    plain = runner.sibling(None)
                     async with aclosing(self._map(backend, plain, _aiter(urls))) as found:
                         async for result in found:
                             reader.take(result)
@@ -446,9 +448,6 @@ class AsyncFetcher:
             self._queues.draining = True
         if self._frontier is not None:
             self._frontier.stop()
-
-    def _post_for(self, crawler: Crawler) -> PostProcessor | None:
-        return _post_for(self, crawler)
 
     async def fetch(self, url: object) -> Result:
         """Fetch one URL or `Request`."""
@@ -674,17 +673,23 @@ def _crawler(
         raise
 
 
-def _post_for(fetcher: Fetcher | AsyncFetcher, crawler: Crawler) -> PostProcessor | None:
-    """The pool a crawl hands its pages to: the fetcher's, or one made for reading links."""
-    runner = fetcher._runner
-    if runner is not None and runner.post is not None:
-        return runner.post  # type: ignore[no-any-return]
-    name = crawler.pool()
-    if name is None:
-        return None
-    if fetcher._crawl_post is None:
-        fetcher._crawl_post = _post_processor(fetcher.settings, name)
-    return fetcher._crawl_post
+def _crawl_runner(fetcher: Fetcher | AsyncFetcher, runner: Runner, links: LinkReader) -> Runner:
+    """The crawl's runner: the fetcher's (same slots, pace, robots.txt, cookies) with the
+    view of ``links`` as its post-processor, on the fetcher's pool or one made for links."""
+    post = runner.post
+    if post is None and links.pool() is not None:
+        if fetcher._crawl_post is None:
+            fetcher._crawl_post = _post_processor(fetcher.settings, links.pool())
+        post = fetcher._crawl_post
+    return runner.sibling(links.start(post))
+
+
+def _read_pages(links: LinkReader, results: Iterator[Result]) -> Generator[Page, None, None]:
+    try:
+        for result in results:
+            yield links.read(result)
+    finally:
+        results.close()  # type: ignore[attr-defined]  # map() cancels what is in flight
 
 
 def _frontier_class() -> type[Frontier]:

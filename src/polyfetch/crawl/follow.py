@@ -50,8 +50,6 @@ class FollowError(Exception):
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse what does not go with --follow, before anything is opened."""
-    if args.cluster is not None:
-        raise FollowError("--follow does not work with --cluster yet")
     if args.dedup != "canonical":
         raise FollowError("--follow always dedups on canonical URLs (--dedup canonical)")
     if args.data or args.json_data:

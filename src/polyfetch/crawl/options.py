@@ -95,7 +95,9 @@ flight at a time, on a worker in a fresh process, with the whole --per-host,
 --rate and robots.txt of its hosts, and its records are written, as above,
 when the whole shard is done. A worker killed mid-shard has its shard rerun by
 Dask and no URL gets two records; Ctrl+C and --resume work as above (shards
-that do not finish within --grace are cancelled and left to --resume).
+that do not finish within --grace are cancelled and left to --resume). With
+--follow the frontier stays here: the links a shard reads on its pages come
+back with its records, and each goes to its own host's partition.
 
 exit status: 0 every URL read got a record (whatever its outcome); 1 with
 --fail-on-error when a record has an error or a status >= 400, or when a shard

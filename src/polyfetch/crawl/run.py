@@ -510,7 +510,7 @@ class Crawl:
             try:
                 with self._fetcher as fetcher:
                     results = (
-                        self._follow_results(fetcher)  # type: ignore[arg-type]
+                        self._follow_results(fetcher)
                         if self.args.follow
                         else fetcher.map(self._items())
                     )
@@ -585,7 +585,7 @@ class Crawl:
             else:  # -d / --json for every URL of the list
                 yield Request(line.url, data=body)
 
-    def _follow_results(self, fetcher: Fetcher) -> Iterator[Result]:
+    def _follow_results(self, fetcher: Fetcher | ClusterFetcher) -> Iterator[Result]:
         """--follow: the seed lines' own records (lines that are no URL, duplicates), then
         the crawl's."""
         frontier = self._frontier

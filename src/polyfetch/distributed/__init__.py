@@ -18,7 +18,9 @@ auto-throttle) goes back with its results to the partition's next shard
 (`politeness`). A shard's results come back when it completes, so a worker
 that dies and has its shard rerun by Dask never makes a result appear twice.
 `connect` reaches the cluster and checks, before any fetch, that every worker
-can run shards.
+can run shards. ``ClusterFetcher.crawl`` follows links: the frontier stays on
+the client and is ``map()``'s input, and each shard reads its pages' links
+where it fetched them and sends them back with its results.
 
 Importing this package imports neither ``distributed`` nor anything gevent
 must patch; ``distributed`` (``pip install 'polyfetch[cluster]'``) is imported

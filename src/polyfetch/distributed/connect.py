@@ -136,12 +136,15 @@ def worker_threads(conn: Connection, timeout: float) -> int:
     return max(threads, 1)
 
 
-def check_workers(conn: Connection, backend: str, process: str | None) -> None:
-    """Refuse, up front, a cluster whose workers cannot run the shards."""
+def check_workers(
+    conn: Connection, backend: str, process: str | None, reader: str | None = None
+) -> None:
+    """Refuse, up front, a cluster whose workers cannot run the shards (of a crawl whose
+    link reader is ``reader``, by name)."""
     from polyfetch.distributed.shard import check_worker
 
     try:
-        answers = conn.client.run(check_worker, __version__, backend, process)
+        answers = conn.client.run(check_worker, __version__, backend, process, reader)
     except Exception as exc:
         raise ClusterError(
             f"the workers at {conn.address} cannot run polyfetch shards "

@@ -19,7 +19,11 @@ The input may yield `WAIT` - "nothing to give right now, but results still
 in flight may bring more" (a link-following frontier does) - and ``map()`` then
 submits what every idle partition has buffered, full shard or not, and reads
 again after the next shard's results have been handed out, each one handled by
-the caller before the next is asked for.
+the caller before the next is asked for. ``crawl()`` is that with the crawl's
+`polyfetch.frontier.Frontier` as the input: its shards read their pages' links
+as `polyfetch.Fetcher.crawl` does (`polyfetch.frontier.crawler.LinkReader`, in
+the shard's pool) and send them back beside their results (`ShardDone.links`),
+which the client hands to the frontier.
 
 A worker that dies mid-shard is Dask's business: the scheduler reruns the
 task elsewhere (up to ``distributed.scheduler.allowed-failures`` deaths), and
@@ -39,11 +43,11 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterable, Iterator
-from typing import Any, Final, Unpack
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Final, Unpack
 
 from polyfetch import backends
-from polyfetch._fetcher import BackendName, Options
+from polyfetch._fetcher import BackendName, CrawlOptions, Options
 from polyfetch._schedule import WAIT
 from polyfetch.distributed import connect
 from polyfetch.distributed.errors import ShardFailed
@@ -56,6 +60,9 @@ from polyfetch.distributed.shard import Shard, ShardDone, run_shard
 from polyfetch.errors import ConfigError
 from polyfetch.result import Result
 from polyfetch.settings import Settings
+
+if TYPE_CHECKING:
+    from polyfetch.frontier import Frontier
 
 #: Seconds to wait for a first worker when the scheduler has none.
 WORKER_WAIT = 10.0
@@ -117,6 +124,7 @@ class ClusterFetcher:
             self._conn.close()
             raise
         self._partitions: Partitions | None = None
+        self._frontier: Frontier | None = None
         self._closed = False
 
     @property
@@ -138,14 +146,87 @@ class ClusterFetcher:
         """
         if self._closed:
             raise RuntimeError("this ClusterFetcher is closed")
+        states = _States()
+        shards = self._shards(iter(urls), states, bodies=self._bodies)
+        try:
+            for done in shards:
+                yield from done.results
+        finally:
+            shards.close()
+            states.close()
+
+    def crawl(
+        self, seeds: Iterable[object] | Frontier, **options: Unpack[CrawlOptions]
+    ) -> Iterator[Result]:
+        """`polyfetch.Fetcher.crawl` on the cluster: the same records, options and limits.
+
+        The frontier stays here (seen-set, scope, depth order, limits, the journal of a
+        `Frontier` given); the URLs it hands out are routed to their host's partition like
+        ``map()``'s items, and each shard reads its pages' links where it fetched them, in
+        its own pool, and sends them back with its records. ``follow`` must be None (the
+        default link reader) or a ``"module:function"`` name: a function object cannot run
+        on the workers.
+        """
+        if self._closed:
+            raise RuntimeError("this ClusterFetcher is closed")
+        from polyfetch._fetcher import _crawler, _frontier_class
+
+        follow = options.get("follow")
+        if follow is not None and not isinstance(follow, str):
+            raise ConfigError(
+                "follow must be None or a 'module:function' name on a cluster: the workers "
+                f"read the links, and cannot be sent {follow!r}"
+            )
+        crawler, records = _crawler(self.settings, seeds, options)
+        frontier = crawler.frontier
+        states = _States()  # one for the sitemaps and the crawl: robots.txt once per host
+        try:
+            reader = crawler.links.pool()
+            if reader is not None:
+                connect.check_workers(
+                    self._conn, self.backend_name, self._options.get("process"), reader
+                )
+            yield from records
+            if options.get("sitemaps"):
+                sitemaps = crawler.sitemaps()
+                while urls := sitemaps.next_round():  # their bodies are read here
+                    with contextlib.closing(self._shards(iter(urls), states, bodies=True)) as got:
+                        for done in got:
+                            for result in done.results:
+                                sitemaps.take(result)
+                frontier.mark_sitemaps_read()
+            self._frontier = frontier
+            shards = self._shards(frontier, states, bodies=self._bodies, crawl=True, follow=follow)
+            with contextlib.closing(shards):
+                for done in shards:
+                    assert done.links is not None
+                    for result, (extracted, robots) in zip(done.results, done.links, strict=True):
+                        yield from crawler.take((result, extracted, robots))
+            yield from frontier.close()
+        finally:
+            self._frontier = None
+            states.close()
+            if not isinstance(seeds, _frontier_class()):
+                frontier.release()
+
+    def _shards(
+        self,
+        items: Iterator[object],
+        states: _States,
+        *,
+        bodies: bool,
+        crawl: bool = False,
+        follow: str | None = None,
+    ) -> Generator[ShardDone, None, None]:
+        """Run ``items`` on the cluster, yielding each shard's `ShardDone` as it ends, its
+        results indexed over ``items``; ``crawl``: a crawl's shards, which read their pages'
+        links (``follow``: the crawl's link reader)."""
         from distributed import as_completed
 
         client, run = self._conn.client, uuid.uuid4().hex[:12]
         parts = self._partitions = Partitions(self.shards, self.shard_size, self._key)
-        items = iter(urls)
         in_flight: dict[Any, Shard] = {}
         finished = as_completed(loop=client.loop)
-        states = _States()
         numbers = itertools.count()
         index = 0
         exhausted = False
@@ -153,7 +234,15 @@ class ClusterFetcher:
         def submit(flush: bool) -> None:
             for p, chunk, indexes in parts.take(flush=flush):
                 shard = Shard(
-                    p, chunk, indexes, self.backend_name, self._options, self._bodies, states.get(p)
+                    p,
+                    chunk,
+                    indexes,
+                    self.backend_name,
+                    self._options,
+                    bodies,
+                    states.get(p),
+                    crawl,
+                    follow,
                 )
                 key = f"polyfetch-shard-{run}-{next(numbers)}-p{p}"
                 future = client.submit(run_shard, shard, key=key, retries=1)
@@ -188,19 +277,20 @@ class ClusterFetcher:
                 # The partition's next shard goes before its results are handed out: its hosts
                 # wait for a runner to start, not for the caller too.
                 submit(flush=exhausted or not parts.wants_input())
-                yield from done.results
+                yield done
         finally:
             if in_flight:
                 with contextlib.suppress(Exception):
                     client.cancel(list(in_flight), force=True)
-            states.close()
 
     def drain(self) -> None:
-        """Let the running ``map()`` finish the shards in flight and submit nothing more: it
-        then ends without records for the items it read but never sent (the crawl's first
-        Ctrl+C; ``--resume`` fetches them). Safe to call from a signal handler."""
+        """Let the running ``map()`` or ``crawl()`` finish the shards in flight and submit
+        nothing more: it then ends without records for the items it read but never sent (the
+        crawl's first Ctrl+C; ``--resume`` fetches them). Safe to call from a signal handler."""
         if self._partitions is not None:
             self._partitions.draining = True
+        if self._frontier is not None:
+            self._frontier.stop()
 
     def blocked_on(self) -> str | None:
         """A host of the partition whose items fill the look-ahead of the latest ``map()``, if

@@ -75,6 +75,27 @@ def partition_key(by: str) -> Callable[[object], str]:
     return domain_of
 
 
+def interleave(items: list[object], key: Callable[[object], str] = host_of) -> list[int]:
+    """The positions of ``items`` taken round robin by host: each host's first item in order
+    of first appearance, then each one's second, and so on (a host's own items stay in
+    order). A shard runs its items in this order: ``map()`` reads its input only while a
+    place is free, so in a shard with more hosts than ``concurrency`` the hosts that come
+    last in the list would be left to the end, and run alone there at ``per_host`` each;
+    a link-following crawl hands out a page's links together, so a host's URLs bunch up."""
+    by_key: dict[str, deque[int]] = {}
+    for position, item in enumerate(items):
+        by_key.setdefault(key(item), deque()).append(position)
+    if len(by_key) < 2:
+        return list(range(len(items)))
+    order: list[int] = []
+    turn = list(by_key.values())
+    while turn:
+        for queue in turn:
+            order.append(queue.popleft())
+        turn = [queue for queue in turn if queue]
+    return order
+
+
 class Partitions:
     """Items read from the input, buffered by partition, cut into shards one partition at a time.
 

@@ -32,9 +32,12 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from polyfetch.result import Result
+
+if TYPE_CHECKING:
+    from polyfetch.frontier.links import Extracted
 
 RUNNER = "polyfetch.distributed.runner"
 _POLL = 0.05  # seconds between checks for the runner's exit and for cancellation
@@ -55,6 +58,11 @@ class Shard:
     bodies: bool = True
     #: What the partition's previous shard learnt of its hosts (`politeness.capture`).
     state: bytes | None = None
+    #: A link-following crawl's shard: its pages are read as the crawl reads them
+    #: (`polyfetch.frontier.crawler.LinkReader`), ``follow`` being the crawl's (None: the
+    #: default link reader, or a "module:function" name).
+    crawl: bool = False
+    follow: str | None = None
 
     def describe(self) -> str:
         """The shard in a sentence, for errors: its partition and input items."""
@@ -64,10 +72,13 @@ class Shard:
 
 @dataclass(frozen=True, slots=True)
 class ShardDone:
-    """What a shard gives back: its records and its partition's politeness state."""
+    """What a shard gives back: its records and its partition's politeness state; for a
+    crawl's shard also, beside each record, the links to follow from it and its
+    ``X-Robots-Tag`` directives (the rest of a `polyfetch.frontier.crawler.Page`)."""
 
     results: list[Result]
     state: bytes | None
+    links: list[tuple[Extracted | None, str | None]] | None = None
 
 
 def run_shard(shard: Shard) -> ShardDone:
@@ -133,8 +144,11 @@ def _cancellation_check() -> Callable[[], bool]:
     return cancelled
 
 
-def check_worker(version: str, backend: str, process: str | None) -> str | None:
-    """Run on every worker before the crawl (``Client.run``): why it cannot run shards, or None."""
+def check_worker(
+    version: str, backend: str, process: str | None, reader: str | None = None
+) -> str | None:
+    """Run on every worker before the crawl (``Client.run``): why it cannot run shards, or
+    None. ``reader``: a crawl's link reader, by name (`LinkReader.pool`)."""
     from polyfetch import __version__, backends
     from polyfetch.errors import ConfigError
 
@@ -144,11 +158,17 @@ def check_worker(version: str, backend: str, process: str | None) -> str | None:
     if lacking:
         packages = " ".join(lacking)
         return f"backend {backend!r} needs {packages} there: pip install {packages}"
-    if process is not None:
+    for name in (process, reader):
+        if name is None:
+            continue
+        from polyfetch.frontier.crawler import missing
         from polyfetch.postprocess.spec import resolve
 
         try:
-            resolve(process, in_process=False)
+            resolve(name, in_process=False)
         except ConfigError as exc:
             return str(exc)
+        problem = missing(name)
+        if problem is not None:
+            return problem
     return None

@@ -16,6 +16,13 @@ The fetcher's runner is shared: the crawl runs items through a sibling runner
 (the same slots, pace, robots.txt verdicts and cookies) whose post-processor is
 `_View`, which picks per page what the pool runs. Everything else - scope,
 dedup, depth order, limits - is the frontier's.
+
+The two halves are apart because a cluster crawl runs them on different
+machines: `LinkReader` (the view, and reading each result back into a `Page`:
+the record, the links to follow, the ``X-Robots-Tag`` directives) runs where
+pages are fetched - `polyfetch.Fetcher`, or a cluster's shard runner - and
+`Crawler` (the frontier, seeds, sitemaps) where the crawl is decided, taking
+each `Page` with `Crawler.take`.
 """
 
 from __future__ import annotations
@@ -38,6 +45,9 @@ if TYPE_CHECKING:
     from polyfetch.settings import Settings
 
 Follow = Callable[[Result], Iterable[object]] | str | None
+#: A page read back: its record as the user sees it, the links to follow from it (None:
+#: none) and its ``X-Robots-Tag`` directives for polyfetch (`Frontier.finish`'s arguments).
+Page = tuple[Result, "Extracted | None", "str | None"]
 #: The link reader workers run (a processor, by name).
 EXTRACT = "polyfetch.frontier.links:extract"
 #: The built-in processor whose value already holds the links.
@@ -87,33 +97,24 @@ def _done(result: Result) -> Future[Result]:
     return future
 
 
-class Crawler:
-    """One crawl: its frontier, how links are found, and the records it hands back."""
+class LinkReader:
+    """How a crawl's pages are read where they are fetched: what the pool runs beside the
+    user's processor, and each result read back into a `Page`."""
 
-    def __init__(self, frontier: Frontier, follow: Follow, settings: Settings) -> None:
+    def __init__(self, follow: Follow, settings: Settings) -> None:
         if follow is not None and not callable(follow) and not isinstance(follow, str):
             raise ConfigError(
                 f"follow must be a callable, a 'module:function' name or None, got {follow!r}"
             )
-        self.frontier = frontier
         self.follow = follow
         self._inline = callable(follow)
         self._user = settings.process is not None
-        #: the default link reader, and the user's processor is the html one
-        self._from_html = follow is None and settings.process == _HTML
+        from polyfetch.postprocess.spec import BUILTINS
+
+        #: the default link reader, and the user's processor is the html one (by its name in
+        #: full on a cluster's shard)
+        self._from_html = follow is None and settings.process in (_HTML, BUILTINS[_HTML])
         self.view: _View | None = None
-        self._records: list[Result] = []
-
-    # -- setting up -------------------------------------------------------------------
-
-    def seed(self, seeds: Iterable[object]) -> list[Result]:
-        """Add the seeds; the records of those that are not URLs (duplicates are fetched once)."""
-        records = []
-        for item in seeds:
-            why = self.frontier.seed(item)
-            if why is not None and not isinstance(why, int):
-                records.append(Result(url=item_url(item), index=-1, error=why, depth=0))
-        return records
 
     def pool(self) -> str | None:
         """The processor the pool must run beside the user's, by name (None: none)."""
@@ -131,14 +132,9 @@ class Crawler:
         if name is not None:
             from polyfetch.postprocess.spec import compose, resolve
 
-            if name == EXTRACT:
-                import importlib.util
-
-                if importlib.util.find_spec("selectolax") is None:
-                    raise ConfigError(
-                        "following links needs selectolax to read pages: "
-                        "pip install 'polyfetch[html]' (or give follow= a function)"
-                    )
+            problem = missing(name)
+            if problem is not None:
+                raise ConfigError(problem)
             reader = resolve(name, in_process=False)
             own = post.processor
             assert own is not None
@@ -153,14 +149,8 @@ class Crawler:
         )
         return self.view
 
-    def sitemaps(self) -> SitemapReader:
-        """The sitemap rounds for the seeds' origins."""
-        return SitemapReader(self.frontier, self.frontier.origins)
-
-    # -- the loop ------------------------------------------------------------------------
-
-    def finish(self, result: Result) -> list[Result]:
-        """The records ready after ``result`` came back (see `Frontier.finish`)."""
+    def read(self, result: Result) -> Page:
+        """``result``, come back from the crawl's runner, as the frontier takes it."""
         result, extracted = self._links(result)
         header = None
         if "x-robots-tag" in result.headers:
@@ -168,7 +158,7 @@ class Crawler:
             nofollow = header is not None and not _links.follows(header)
             if nofollow and extracted is not None and self.follow is None:
                 extracted = ([], extracted[1])
-        return self.frontier.finish(result, extracted, header)
+        return result, extracted, header
 
     def _links(self, result: Result) -> tuple[Result, Extracted | None]:
         """The page's result as the user sees it, and what to follow from it."""
@@ -211,6 +201,49 @@ class Crawler:
             else:
                 error = ProcessorFailed(value)
         return replace(result, processed=processed, process_error=error), extracted
+
+
+def missing(name: str) -> str | None:
+    """Why the link reader ``name`` (a `LinkReader.pool` name) cannot run here, or None."""
+    if name == EXTRACT:
+        import importlib.util
+
+        if importlib.util.find_spec("selectolax") is None:
+            return (
+                "following links needs selectolax to read pages: "
+                "pip install 'polyfetch[html]' (or give follow= a function)"
+            )
+    return None
+
+
+class Crawler:
+    """One crawl: its frontier, how links are found (`links`), the records it hands back."""
+
+    def __init__(self, frontier: Frontier, follow: Follow, settings: Settings) -> None:
+        self.frontier = frontier
+        self.links = LinkReader(follow, settings)
+
+    def seed(self, seeds: Iterable[object]) -> list[Result]:
+        """Add the seeds; the records of those that are not URLs (duplicates are fetched once)."""
+        records = []
+        for item in seeds:
+            why = self.frontier.seed(item)
+            if why is not None and not isinstance(why, int):
+                records.append(Result(url=item_url(item), index=-1, error=why, depth=0))
+        return records
+
+    def sitemaps(self) -> SitemapReader:
+        """The sitemap rounds for the seeds' origins."""
+        return SitemapReader(self.frontier, self.frontier.origins)
+
+    def finish(self, result: Result) -> list[Result]:
+        """The records ready after ``result`` came back from this machine's crawl runner."""
+        return self.take(self.links.read(result))
+
+    def take(self, page: Page) -> list[Result]:
+        """The records ready after ``page`` was read, here or on a cluster's shard (see
+        `Frontier.finish`)."""
+        return self.frontier.finish(*page)
 
 
 def _base(result: Result) -> str:

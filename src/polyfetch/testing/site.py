@@ -17,10 +17,11 @@ content="nofollow">`` (i mod 11 == 4) or an ``X-Robots-Tag: nofollow`` header
 (i mod 13 == 6). Page 0 also holds links in every malformed shape (``mailto:``,
 ``javascript:``, a fragment, ``ftp:``, an unbalanced IPv6 bracket, a 10 KB URL,
 ``../`` past the root, other hosts on 127.0.0.0/8). Each page answers after a
-delay of ``(37 i) mod 23`` ms (``?fast`` in the key: none), so responses come
-back out of order. The server records when each path was first requested
-(``/site-log/KEY``), so a check can tell that no link was fetched before the
-page that led to it was handed back.
+delay of ``(37 i) mod 23`` ms (``fast`` in the key: none; a token that starts
+with ``ms{D}``, as in ``1000-ms100x1a2b``: D ms, a latency-bound site for
+benchmarks), so responses come back out of order. The server records when each
+path was first requested (``/site-log/KEY``), so a check can tell that no link
+was fetched before the page that led to it was handed back.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ from urllib.parse import urljoin, urlsplit
 #: Pages at most in one generated site.
 MAX_PAGES = 10_000_000
 _KEY = re.compile(r"(\d+)-([A-Za-z0-9_]+)")
+_FIXED_DELAY = re.compile(r"-ms(\d{1,5})")
+#: The longest fixed delay a key may ask for, ms.
+MAX_DELAY_MS = 10_000
 _NAME = re.compile(r"(x/)?(p|trap|doc|orphan)(\d+)\.html")
 #: Pages only the site's sitemap lists (``orphan{i}.html``).
 ORPHANS = 3
@@ -161,9 +165,16 @@ def _page(key: str, n: int, i: int, port: int) -> Page:
         meta_robots="nofollow" if i % 11 == 4 else None,
         header_robots="nofollow" if i % 13 == 6 else None,
         base=f"/site/{key}/" if i % 17 == 9 else None,
-        delay_ms=0 if "fast" in key else (37 * i) % 23,
+        delay_ms=_delay(key, i),
         title=f"page {i}",
     )
+
+
+def _delay(key: str, i: int) -> int:
+    if "fast" in key:
+        return 0
+    fixed = _FIXED_DELAY.search(key)
+    return min(int(fixed.group(1)), MAX_DELAY_MS) if fixed else (37 * i) % 23
 
 
 def render(p: Page) -> bytes:
